@@ -1,0 +1,1 @@
+"""Backends that run a ``FunctionGraph``: ``py`` (interpreted NumPy, the reference)."""

@@ -1,0 +1,329 @@
+"""The graph IR: ``Variable``, ``Constant``, ``Apply``, ``Op`` and graph walks.
+
+Graphs are immutable once built: an ``Apply`` fixes its inputs and creates its outputs,
+and rewrites build new nodes instead of editing old ones. Variables compare and hash by
+identity, so they can be dict keys (as in Theano).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from fusegraph.sourceinfo import SourceInfo, user_frame
+from fusegraph.tensor_methods import TensorMethods
+from fusegraph.types import TensorType, as_dtype, fmt_shape, upcast
+
+
+class Variable(TensorMethods):
+    """A symbolic tensor: the ``index``-th output of ``owner`` (an Apply), or a root if None."""
+
+    __slots__ = ("type", "owner", "index", "name", "__weakref__")
+
+    def __init__(self, type: TensorType, owner: Apply | None = None, index: int = 0, name=None):
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "owner", owner)
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "name", name)
+
+    def __setattr__(self, attr, value):
+        # Only the name may change: it is a label, not part of the graph's meaning.
+        if attr != "name":
+            raise AttributeError(f"{type(self).__name__} is immutable; cannot set {attr!r}")
+        object.__setattr__(self, attr, value)
+
+    dtype = property(lambda self: self.type.dtype)
+    ndim = property(lambda self: self.type.ndim)
+
+    def __repr__(self) -> str:
+        if self.name:
+            return self.name
+        if self.owner is not None:
+            suffix = f".{self.index}" if len(self.owner.outputs) > 1 else ""
+            return f"{self.owner.op}{suffix}"
+        return f"<{self.type}>"
+
+    __str__ = __repr__
+
+
+class Constant(Variable):
+    """A variable with a fixed value (a read-only NumPy array in ``.data``)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: np.ndarray, name=None):
+        data = np.array(data, copy=True)
+        data.setflags(write=False)
+        super().__init__(TensorType(data.dtype.name, data.shape), None, 0, name)
+        object.__setattr__(self, "data", data)
+
+    def signature(self):
+        """A hashable key equal for constants of equal type and value (used by merge)."""
+        return (self.type, self.data.tobytes())
+
+    def __repr__(self) -> str:
+        if self.name:
+            return self.name
+        if self.data.size <= 8:
+            return np.array2string(self.data, separator=", ").replace("\n", "")
+        return f"Constant{{{self.type}}}"
+
+    __str__ = __repr__
+
+
+class Apply:
+    """One application of ``op`` to ``inputs``, creating ``outputs`` of the given types.
+
+    ``trace`` is where the user built the node; it is captured automatically.
+    """
+
+    __slots__ = ("op", "inputs", "outputs", "trace")
+
+    def __init__(self, op, inputs: Sequence[Variable], output_types, trace: SourceInfo = None):
+        self.op = op
+        self.inputs = tuple(inputs)
+        self.outputs = tuple(Variable(t, self, i) for i, t in enumerate(output_types))
+        self.trace = trace if trace is not None else user_frame()
+        for i, v in enumerate(self.inputs):
+            if not isinstance(v, Variable):
+                raise TypeError(f"{op}: input {i} is {type(v).__name__}, not a Variable")
+
+    def __repr__(self) -> str:
+        return f"{self.op}({', '.join(map(repr, self.inputs))})"
+
+
+class Op:
+    """Base class of all ops. Subclasses are frozen dataclasses whose fields are the op's
+    parameters, so equal parameters mean equal ops.
+
+    A subclass defines ``make_node(*inputs) -> Apply`` (conversion, type and static-shape
+    rule) and ``impl(*arrays)`` (the NumPy reference; returns one array, or a tuple when the
+    node has several outputs).
+    """
+
+    def make_node(self, *inputs) -> Apply:
+        raise NotImplementedError(f"{type(self).__name__}.make_node")
+
+    def impl(self, *arrays):
+        raise NotImplementedError(f"{type(self).__name__}.impl")
+
+    def __call__(self, *inputs):
+        node = self.make_node(*inputs)
+        return node.outputs[0] if len(node.outputs) == 1 else list(node.outputs)
+
+    def __str__(self) -> str:
+        params = getattr(self, "__dataclass_fields__", {})
+        if not params:
+            return type(self).__name__
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in params)
+        return f"{type(self).__name__}{{{args}}}"
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def constant(value, dtype=None, name=None) -> Constant:
+    """Wrap a Python number or array as a ``Constant`` (float16 becomes float32)."""
+    arr = np.asarray(value)
+    target = as_dtype(dtype if dtype is not None else arr.dtype)
+    if arr.dtype.name != target:
+        arr = arr.astype(target)
+    return Constant(arr, name=name)
+
+
+def as_tensor(x, name=None) -> Variable:
+    """Return ``x`` if it is a Variable; wrap numbers and arrays as constants; stack a
+    list or tuple that holds variables into a vector."""
+    if isinstance(x, Variable):
+        return x
+    if isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in _flat(x)):
+        from fusegraph.ops.shape import stack
+
+        return stack([as_tensor(e) for e in x])
+    try:
+        return constant(x, name=name)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"cannot convert {type(x).__name__} {x!r} to a tensor: {exc}") from None
+
+
+def _flat(x):
+    for e in x:
+        if isinstance(e, (list, tuple)):
+            yield from _flat(e)
+        else:
+            yield e
+
+
+def _is_weak(x) -> bool:
+    # Python scalars are "weakly typed" (NumPy 2 / JAX): they take the other operands' dtype.
+    return type(x) in (bool, int, float)
+
+
+def weak_scalar_dtype(value, ref: str) -> str:
+    """The dtype a Python scalar takes next to tensors of dtype ``ref`` (NumPy 2 rules)."""
+    kind = np.dtype(ref).kind
+    if type(value) is bool:
+        return ref
+    if type(value) is int:
+        if kind == "b":
+            return "int64"
+        if kind in "iu":
+            info = np.iinfo(ref)
+            if not info.min <= value <= info.max:
+                raise OverflowError(f"Python integer {value} out of bounds for {ref}")
+        return ref
+    return ref if kind == "f" else "float64"
+
+
+def as_tensor_args(*args) -> list[Variable]:
+    """Convert op arguments to variables, giving Python scalars the dtype of the others."""
+    strong = [as_tensor(a) for a in args if not _is_weak(a)]
+    if not strong:
+        return [as_tensor(a) for a in args]
+    ref = upcast(*(s.dtype for s in strong))
+    it = iter(strong)
+    return [constant(a, weak_scalar_dtype(a, ref)) if _is_weak(a) else next(it) for a in args]
+
+
+def static_value(var: Variable):
+    """The value of ``var`` if it is known when the graph is built, else None.
+
+    Knows constants and the entries of ``x.shape`` whose static dim is known.
+    """
+    if isinstance(var, Constant):
+        return var.data
+    owner = var.owner
+    if owner is not None and hasattr(owner.op, "static_value"):
+        return owner.op.static_value(owner)
+    return None
+
+
+def static_int_tuple(var: Variable) -> tuple:
+    """Per entry of the int vector ``var``, its value if known when building, else None."""
+    value = static_value(var)
+    if value is not None:
+        return tuple(int(v) for v in np.asarray(value).reshape(-1))
+    owner = var.owner
+    if owner is not None and hasattr(owner.op, "static_entries"):
+        return owner.op.static_entries(owner)
+    length = var.type.shape[0] if var.ndim == 1 else None
+    if length is None:
+        raise ValueError(f"the length of shape vector {var} must be known when building")
+    return (None,) * length
+
+
+# --------------------------------------------------------------------------- graph walks
+
+
+def toposort(outputs: Iterable[Variable]) -> list[Apply]:
+    """The Apply nodes that ``outputs`` depend on, each after all of its inputs' owners."""
+    order, done = [], set()
+    for out in outputs:
+        if out.owner is None or out.owner in done:
+            continue
+        stack = [(out.owner, iter(out.owner.inputs))]
+        while stack:
+            node, inputs = stack[-1]
+            for var in inputs:
+                if var.owner is not None and var.owner not in done:
+                    stack.append((var.owner, iter(var.owner.inputs)))
+                    break
+            else:
+                stack.pop()
+                if node not in done:
+                    done.add(node)
+                    order.append(node)
+    return order
+
+
+def ancestors(outputs: Iterable[Variable]) -> list[Variable]:
+    """Every variable that ``outputs`` depend on, themselves included."""
+    seen, result, todo = set(), [], list(outputs)
+    while todo:
+        var = todo.pop()
+        if var in seen:
+            continue
+        seen.add(var)
+        result.append(var)
+        if var.owner is not None:
+            todo.extend(var.owner.inputs)
+    return result
+
+
+def graph_inputs(outputs: Iterable[Variable]) -> list[Variable]:
+    """The root variables (no owner) that ``outputs`` depend on."""
+    return [v for v in ancestors(outputs) if v.owner is None]
+
+
+def clone_replace(outputs: Sequence[Variable], replace: dict) -> list[Variable]:
+    """Rebuild ``outputs`` with each key of ``replace`` substituted by its value.
+
+    Nodes are re-made through their op's ``make_node`` (so types are re-derived) and keep
+    the source line they were built at. Untouched subgraphs are shared, not copied.
+    """
+    memo = dict(replace)
+    for node in toposort(outputs):
+        if any(out in memo for out in node.outputs):
+            continue
+        new_inputs = [memo.get(v, v) for v in node.inputs]
+        if all(a is b for a, b in zip(new_inputs, node.inputs)):
+            continue
+        new_node = node.op.make_node(*new_inputs)
+        new_node.trace = node.trace
+        for old, new in zip(node.outputs, new_node.outputs):
+            if old.type.dtype != new.type.dtype or old.ndim != new.ndim:
+                raise TypeError(
+                    f"replacing inputs of {node.op} changed its output from {old.type} to "
+                    f"{new.type} (built at {node.trace})"
+                )
+            new.name = old.name
+            memo[old] = new
+    return [memo.get(v, v) for v in outputs]
+
+
+class FunctionGraph:
+    """A compiled function's graph: its ``inputs`` (explicit inputs, then shared variables)
+    and ``outputs``, with a cached ``toposort()`` and ``clients`` map."""
+
+    def __init__(self, inputs: Sequence[Variable], outputs: Sequence[Variable]):
+        self.inputs = tuple(inputs)
+        self.outputs = tuple(outputs)
+        self._order = None
+
+    def toposort(self) -> list[Apply]:
+        if self._order is None:
+            self._order = toposort(self.outputs)
+        return self._order
+
+    @property
+    def clients(self) -> dict:
+        """Map from each variable to the list of (node, input position) that read it."""
+        result = {}
+        for node in self.toposort():
+            for i, var in enumerate(node.inputs):
+                result.setdefault(var, []).append((node, i))
+        return result
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{v}: {v.type}" for v in self.inputs)
+        return f"FunctionGraph(inputs=[{ins}], {len(self.toposort())} nodes)"
+
+
+__all__ = [
+    "Variable",
+    "Constant",
+    "Apply",
+    "Op",
+    "FunctionGraph",
+    "constant",
+    "as_tensor",
+    "as_tensor_args",
+    "static_value",
+    "static_int_tuple",
+    "toposort",
+    "ancestors",
+    "graph_inputs",
+    "clone_replace",
+    "fmt_shape",
+]

@@ -1,0 +1,65 @@
+"""Shared variables: named state (parameters, generator state) that compiled functions read
+and, through ``updates``, write."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fusegraph.graph import Variable
+from fusegraph.types import TensorType, as_dtype, lossless
+
+
+class SharedVariable(Variable):
+    """A variable whose value lives outside the graph and persists between calls.
+
+    Its static shape is unknown (None per dim) so the value may change shape; its dtype
+    and ndim are fixed.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: np.ndarray, name=None):
+        super().__init__(TensorType(value.dtype.name, (None,) * value.ndim), None, 0, name)
+        object.__setattr__(self, "_value", value)
+
+    def get_value(self, borrow: bool = False) -> np.ndarray:
+        """The current value; a copy unless ``borrow=True`` (then mutating it changes the
+        shared value)."""
+        return self._value if borrow else self._value.copy()
+
+    def set_value(self, value, borrow: bool = False) -> None:
+        """Replace the value. It must have this variable's ndim and a dtype that casts to
+        its dtype without loss; it is copied unless ``borrow=True``."""
+        object.__setattr__(self, "_value", self.filter(value, copy=not borrow))
+
+    def filter(self, value, copy: bool = True) -> np.ndarray:
+        """Check ``value`` against this variable's type and return it as an array."""
+        arr = np.asarray(value)
+        if arr.dtype.name != self.dtype:
+            if not lossless(value, self.dtype):
+                raise TypeError(
+                    f"shared variable {self.name or '<unnamed>'}: cannot store a "
+                    f"{arr.dtype.name} value in a {self.dtype} variable without loss; "
+                    f"cast it first (e.g. value.astype({self.dtype!r}))"
+                )
+            arr, copy = arr.astype(self.dtype), False
+        if arr.ndim != self.ndim:
+            raise ValueError(
+                f"shared variable {self.name or '<unnamed>'}: expected a value with "
+                f"ndim {self.ndim}, got shape {arr.shape}"
+            )
+        return arr.copy() if copy else arr
+
+
+def shared(value, name=None, borrow: bool = False) -> SharedVariable:
+    """Create a shared variable holding ``value`` (copied unless ``borrow=True``).
+
+    Python scalars become 0-d arrays (int64/float64/bool); float16 becomes float32.
+    """
+    arr = np.asarray(value)
+    dtype = as_dtype(arr.dtype)
+    if arr.dtype.name != dtype:
+        arr = arr.astype(dtype)
+    elif not borrow:
+        arr = arr.copy()
+    return SharedVariable(arr, name=name)

@@ -1,0 +1,156 @@
+"""Tensor types: a dtype plus a static shape whose dims are ints (known) or None (unknown).
+
+Also the dtype rules every op shares: the supported dtypes, NumPy promotion, and the
+static-shape broadcasting rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: The dtypes fusegraph computes in. There is no float16 or complex: Numba cannot compute
+#: in float16, so where NumPy would produce float16 (``exp`` of an int8) we produce float32.
+DTYPES = (
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float32",
+    "float64",
+)
+FLOAT_DTYPES = ("float32", "float64")
+INT_DTYPES = tuple(d for d in DTYPES if d.startswith(("int", "uint")))
+
+
+def as_dtype(dtype) -> str:
+    """Return the canonical name of a supported dtype, or raise a ``TypeError``."""
+    name = np.dtype(dtype).name
+    if name == "float16":
+        name = "float32"
+    if name not in DTYPES:
+        raise TypeError(f"dtype {name!r} is not supported; use one of {', '.join(DTYPES)}")
+    return name
+
+
+def is_float(dtype: str) -> bool:
+    return dtype in FLOAT_DTYPES
+
+
+def is_int(dtype: str) -> bool:
+    """True for signed and unsigned integer dtypes (not bool)."""
+    return dtype in INT_DTYPES
+
+
+def upcast(*dtypes: str) -> str:
+    """NumPy's promotion of several dtypes (``np.result_type``), as a supported dtype name."""
+    return as_dtype(np.result_type(*dtypes))
+
+
+def lossless(value, dtype: str) -> bool:
+    """True if ``value`` may be converted to ``dtype``: NumPy's "safe" casting for arrays
+    and NumPy scalars; for Python scalars and lists, an exact conversion (Python floats may
+    become float32, as in Theano)."""
+    arr = np.asarray(value)
+    if np.can_cast(arr.dtype, dtype, "safe"):
+        return True
+    if isinstance(value, (np.ndarray, np.generic)):
+        return False
+    if arr.dtype.kind == "f" and np.dtype(dtype).kind == "f":
+        return True
+    try:
+        with np.errstate(all="ignore"):
+            return bool(np.array_equal(arr.astype(dtype), arr))
+    except (OverflowError, ValueError):
+        return False
+
+
+def broadcast_static(shapes, op_name: str = "broadcast") -> tuple:
+    """Broadcast static shapes as NumPy would; None dims stay unknown.
+
+    Raises ValueError naming ``op_name`` when two known dims can never broadcast.
+    A None dim may turn out to be 1 at run time, so it never raises here.
+    """
+    ndim = max((len(s) for s in shapes), default=0)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for axis in range(ndim):
+        dims = [s[axis] for s in padded]
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            raise ValueError(
+                f"{op_name}: shapes {' and '.join(fmt_shape(s) for s in shapes)} cannot be "
+                f"broadcast together (axis {axis - ndim}: {' vs '.join(map(str, sorted(known)))})"
+            )
+        if known:
+            out.append(known.pop())
+        elif any(d is None for d in dims):
+            out.append(None)
+        else:
+            out.append(1)
+    return tuple(out)
+
+
+def fmt_shape(shape) -> str:
+    """Format a static shape for messages: ``(?, 3)`` with ``?`` for unknown dims."""
+    dims = ", ".join("?" if d is None else str(d) for d in shape)
+    return f"({dims},)" if len(shape) == 1 else f"({dims})"
+
+
+_KIND_NAMES = {0: "scalar", 1: "vector", 2: "matrix", 3: "tensor3", 4: "tensor4"}
+
+
+@dataclass(frozen=True, slots=True)
+class TensorType:
+    """The type of a tensor variable: ``dtype`` and a static ``shape`` (int or None per dim)."""
+
+    dtype: str
+    shape: tuple
+
+    def __post_init__(self):
+        object.__setattr__(self, "dtype", as_dtype(self.dtype))
+        shape = tuple(None if d is None else int(d) for d in self.shape)
+        if any(d is not None and d < 0 for d in shape):
+            raise ValueError(f"static dims must be >= 0 or None, got {shape}")
+        object.__setattr__(self, "shape", shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def broadcastable(self) -> tuple:
+        """Per dim, True where the static length is 1 (Theano's broadcastable pattern)."""
+        return tuple(d == 1 for d in self.shape)
+
+    def is_compatible(self, other: TensorType) -> bool:
+        """True if a value of ``other`` can stand where this type is expected (same dtype
+        and ndim, no contradicting static dim)."""
+        return (
+            self.dtype == other.dtype
+            and self.ndim == other.ndim
+            and all(a is None or b is None or a == b for a, b in zip(self.shape, other.shape))
+        )
+
+    def accepts(self, value: np.ndarray) -> str | None:
+        """Return None if the array ``value`` fits this type, else a description of why not."""
+        if value.dtype.name != self.dtype:
+            return f"dtype {value.dtype.name}, expected {self.dtype}"
+        if value.ndim != self.ndim:
+            return f"ndim {value.ndim}, expected {self.ndim}"
+        for axis, (want, got) in enumerate(zip(self.shape, value.shape)):
+            if want is not None and want != got:
+                return f"shape {value.shape}, expected {fmt_shape(self.shape)} (axis {axis})"
+        return None
+
+    def __str__(self) -> str:
+        kind = _KIND_NAMES.get(self.ndim, f"tensor{self.ndim}")
+        if self.ndim and any(d is not None for d in self.shape):
+            return f"{self.dtype} {kind} {fmt_shape(self.shape)}"
+        return f"{self.dtype} {kind}"

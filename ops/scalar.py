@@ -1,0 +1,255 @@
+"""Scalar operations: the per-element functions that ``Elemwise`` maps over tensors.
+
+Each scalar op is a row of one table: its name, arity, NumPy reference and dtype rule.
+``Elemwise`` (and later fusion and code generation) sees a graph of these.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from fusegraph.types import as_dtype, upcast
+
+
+def float_dtype(*dtypes: str) -> str:
+    """The float dtype a transcendental function returns for these inputs (NumPy's rule,
+    with float32 where NumPy would give float16)."""
+    dt = upcast(*dtypes)
+    if dt in ("float32", "float64"):
+        return dt
+    return "float32" if np.dtype(dt).itemsize <= 2 else "float64"
+
+
+def _ufunc_dtype(ufunc):
+    def rule(*dtypes):
+        resolved = ufunc.resolve_dtypes(tuple(np.dtype(d) for d in dtypes) + (None,))
+        return as_dtype(resolved[-1])
+
+    return rule
+
+
+def _ufunc_impl(ufunc):
+    def impl(*arrays):
+        result = ufunc(*arrays)
+        if np.asarray(result).dtype == np.float16:
+            # NumPy computes small ints in float16; we compute (and return) float32.
+            result = ufunc(*(np.asarray(a, dtype="float32") for a in arrays))
+        return result
+
+    return impl
+
+
+def _float_impl(fn):
+    """Wrap a float function so it computes in the dtype ``float_dtype`` gives."""
+
+    def impl(*arrays):
+        dtype = float_dtype(*(a.dtype.name for a in arrays))
+        return fn(*(np.asarray(a, dtype=dtype) for a in arrays)).astype(dtype, copy=False)
+
+    return impl
+
+
+def _sigmoid(x):
+    # Two branches so that neither exp overflows: 1/(1+e^-x) for x >= 0, e^x/(1+e^x) else.
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + z), z / (1 + z))
+
+
+def _softplus(x):
+    return np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)
+
+
+def _lgamma(v: float) -> float:
+    try:
+        return math.lgamma(v)
+    except ValueError:  # poles at 0, -1, -2, ...
+        return math.inf
+
+
+def _vectorize(fn):
+    vec = np.vectorize(fn, otypes=["float64"])
+
+    def impl(x):
+        return vec(x) if x.size else np.empty(x.shape)
+
+    return impl
+
+
+def _same_dtype(*dtypes):
+    return upcast(*dtypes)
+
+
+def _where_dtype(cond, x, y):
+    return upcast(x, y)
+
+
+def _where(cond, x, y):
+    return np.where(cond.astype(bool, copy=False), x, y)
+
+
+def _clip(x, lo, hi):
+    return np.clip(x, lo, hi, dtype=upcast(x.dtype.name, lo.dtype.name, hi.dtype.name))
+
+
+def _same_impl(fn):
+    def impl(*arrays):
+        return np.asarray(fn(*arrays)).astype(upcast(*(a.dtype.name for a in arrays)), copy=False)
+
+    return impl
+
+
+def _reciprocal(x):
+    dtype = float_dtype(x.dtype.name)
+    return np.true_divide(1, x, dtype=dtype)
+
+
+def _ufunc_row(nin, ufunc):
+    return nin, _ufunc_impl(ufunc), _ufunc_dtype(ufunc)
+
+
+def _float_row(nin, fn):
+    return nin, _float_impl(fn), float_dtype
+
+
+_TABLE = {
+    # arithmetic
+    "add": _ufunc_row(2, np.add),
+    "sub": _ufunc_row(2, np.subtract),
+    "mul": _ufunc_row(2, np.multiply),
+    "true_div": _ufunc_row(2, np.true_divide),
+    "floor_div": _ufunc_row(2, np.floor_divide),
+    "mod": _ufunc_row(2, np.remainder),
+    "pow": _ufunc_row(2, np.power),
+    "neg": _ufunc_row(1, np.negative),
+    "abs": _ufunc_row(1, np.absolute),
+    "sign": _ufunc_row(1, np.sign),
+    "square": _ufunc_row(1, np.square),
+    "reciprocal": (1, _reciprocal, float_dtype),
+    "maximum": _ufunc_row(2, np.maximum),
+    "minimum": _ufunc_row(2, np.minimum),
+    "floor": _ufunc_row(1, np.floor),
+    "ceil": _ufunc_row(1, np.ceil),
+    "round": (1, _same_impl(np.round), _same_dtype),
+    "relu": (1, _same_impl(lambda x: np.maximum(x, np.zeros((), x.dtype))), _same_dtype),
+    "clip": (3, _clip, _same_dtype),
+    "where": (3, _where, _where_dtype),
+    # transcendental
+    "exp": _ufunc_row(1, np.exp),
+    "expm1": _ufunc_row(1, np.expm1),
+    "log": _ufunc_row(1, np.log),
+    "log1p": _ufunc_row(1, np.log1p),
+    "log2": _ufunc_row(1, np.log2),
+    "log10": _ufunc_row(1, np.log10),
+    "sqrt": _ufunc_row(1, np.sqrt),
+    "sin": _ufunc_row(1, np.sin),
+    "cos": _ufunc_row(1, np.cos),
+    "tan": _ufunc_row(1, np.tan),
+    "arcsin": _ufunc_row(1, np.arcsin),
+    "arccos": _ufunc_row(1, np.arccos),
+    "arctan": _ufunc_row(1, np.arctan),
+    "arctan2": _ufunc_row(2, np.arctan2),
+    "sinh": _ufunc_row(1, np.sinh),
+    "cosh": _ufunc_row(1, np.cosh),
+    "tanh": _ufunc_row(1, np.tanh),
+    "erf": _float_row(1, _vectorize(math.erf)),
+    "erfc": _float_row(1, _vectorize(math.erfc)),
+    "gammaln": _float_row(1, _vectorize(_lgamma)),
+    "sigmoid": _float_row(1, _sigmoid),
+    "softplus": _float_row(1, _softplus),
+    # comparisons and logic (bool results)
+    "eq": _ufunc_row(2, np.equal),
+    "neq": _ufunc_row(2, np.not_equal),
+    "lt": _ufunc_row(2, np.less),
+    "le": _ufunc_row(2, np.less_equal),
+    "gt": _ufunc_row(2, np.greater),
+    "ge": _ufunc_row(2, np.greater_equal),
+    "logical_and": _ufunc_row(2, np.logical_and),
+    "logical_or": _ufunc_row(2, np.logical_or),
+    "logical_not": _ufunc_row(1, np.logical_not),
+    "isnan": _ufunc_row(1, np.isnan),
+    "isinf": _ufunc_row(1, np.isinf),
+    "isfinite": _ufunc_row(1, np.isfinite),
+}
+
+#: Infix symbols used by printing: name -> (symbol, precedence).
+INFIX = {
+    "add": ("+", 10),
+    "sub": ("-", 10),
+    "mul": ("*", 20),
+    "true_div": ("/", 20),
+    "floor_div": ("//", 20),
+    "mod": ("%", 20),
+    "pow": ("**", 40),
+    "eq": ("==", 5),
+    "neq": ("!=", 5),
+    "lt": ("<", 5),
+    "le": ("<=", 5),
+    "gt": (">", 5),
+    "ge": (">=", 5),
+    "logical_and": ("&", 3),
+    "logical_or": ("|", 2),
+}
+
+
+@dataclass(frozen=True)
+class ScalarOp:
+    """A per-element function, identified by ``name`` (a key of the scalar-op table)."""
+
+    name: str
+
+    def __post_init__(self):
+        if self.name not in _TABLE and type(self) is ScalarOp:
+            raise ValueError(f"unknown scalar op {self.name!r}")
+
+    @property
+    def nin(self) -> int:
+        return _TABLE[self.name][0]
+
+    def output_dtype(self, *dtypes: str) -> str:
+        """The result dtype for inputs of these dtypes (raises TypeError if unsupported)."""
+        return _output_dtype(self, tuple(dtypes))
+
+    def impl(self, *arrays):
+        """The NumPy reference, on arrays; returns an array of ``output_dtype``."""
+        return _TABLE[self.name][1](*arrays)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Cast(ScalarOp):
+    """Convert to ``dtype`` (C-style truncation of floats to ints, as ``astype``)."""
+
+    name: str = "cast"
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        object.__setattr__(self, "dtype", as_dtype(self.dtype))
+
+    @property
+    def nin(self) -> int:
+        return 1
+
+    def impl(self, x):
+        return x.astype(self.dtype)
+
+    def __str__(self) -> str:
+        return f"cast{{{self.dtype}}}"
+
+
+@lru_cache(maxsize=4096)
+def _output_dtype(op: ScalarOp, dtypes: tuple) -> str:
+    if isinstance(op, Cast):
+        return op.dtype
+    try:
+        return _TABLE[op.name][2](*dtypes)
+    except TypeError as exc:
+        raise TypeError(f"{op.name} does not support inputs of dtype {', '.join(dtypes)}: {exc}") from None
+
+
+SCALAR_OP_NAMES = tuple(_TABLE)

@@ -1,0 +1,1 @@
+"""Graph rewrites (pattern engine, rule sets, fusion); filled in by the rewrites issue."""
