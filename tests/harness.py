@@ -1,0 +1,133 @@
+"""The table-driven op test: one ``Case`` per row, checked by ``check_case``.
+
+A case builds a graph from symbolic inputs and names a NumPy reference. ``check_case``
+compiles it, compares values, dtype and shape against the reference, checks that the
+static type agrees with the real result (with unknown and with fully known input shapes),
+that inputs are not mutated, and repeats the comparison on non-contiguous copies of the
+inputs (strided and Fortran-ordered).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import fusegraph as fg
+
+MODES = ("py",)
+
+
+@dataclass
+class Case:
+    """One row of an op table.
+
+    Args:
+        id: the test id, e.g. ``"add-broadcast-int"``.
+        covers: names of the public ``fg`` functions this row exercises.
+        build: takes symbolic inputs, returns one output variable or a list.
+        ref: takes NumPy arrays, returns the expected array (or list of arrays).
+        inputs: the concrete input arrays.
+        static: per input, its static shape for the symbolic variable, or None for
+            "all dims unknown". The check runs with these and with fully known shapes.
+        rtol, atol: tolerance for float results (ints and bools compare exactly).
+        raises: an exception class expected at run time instead of a result.
+    """
+
+    id: str
+    covers: Sequence[str]
+    build: Callable
+    ref: Callable | None
+    inputs: Sequence[np.ndarray]
+    static: Sequence | None = None
+    rtol: float = 1e-12
+    atol: float = 0.0
+    raises: type | None = None
+    check_static_known: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def symbols(inputs, static=None):
+    """Symbolic variables matching ``inputs`` (names x0, x1, ...)."""
+    static = static or [None] * len(inputs)
+    return [
+        fg.tensor(f"x{i}", dtype=a.dtype.name, shape=s if s is not None else (None,) * a.ndim)
+        for i, (a, s) in enumerate(zip(inputs, static))
+    ]
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def noncontiguous(a: np.ndarray) -> np.ndarray:
+    """The same values as ``a`` in a non-contiguous layout (strided view)."""
+    if a.ndim == 0:
+        return a
+    doubled = np.repeat(a, 2, axis=-1)
+    view = doubled[..., ::2]
+    assert not view.flags.c_contiguous or a.shape[-1] <= 1 or a.size == 0
+    return view
+
+
+def fortran(a: np.ndarray) -> np.ndarray:
+    """The same values in Fortran (column-major) order; 0-d and 1-d arrays unchanged."""
+    return np.asfortranarray(a) if a.ndim >= 2 else a
+
+
+def assert_same(got, expected, rtol, atol, what):
+    """Strict comparison: same dtype, same shape, values equal (floats within tolerance,
+    NaN where NumPy has NaN)."""
+    got, expected = np.asarray(got), np.asarray(expected)
+    assert got.dtype == expected.dtype, f"{what}: dtype {got.dtype}, NumPy gives {expected.dtype}"
+    assert got.shape == expected.shape, f"{what}: shape {got.shape}, NumPy gives {expected.shape}"
+    if got.dtype.kind == "f":
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True, err_msg=what)
+    else:
+        np.testing.assert_array_equal(got, expected, err_msg=what)
+
+
+def check_static(outputs, results, what):
+    for var, value in zip(outputs, results):
+        assert var.dtype == value.dtype.name, f"{what}: static dtype {var.dtype} vs {value.dtype}"
+        assert var.ndim == value.ndim, f"{what}: static ndim {var.ndim} vs {value.ndim}"
+        for want, got in zip(var.type.shape, value.shape):
+            assert want is None or want == got, f"{what}: static shape {var.type.shape} vs {value.shape}"
+
+
+def check_case(case: Case, mode: str = "py"):
+    inputs = [np.asarray(a) for a in case.inputs]
+    originals = [a.copy() for a in inputs]
+    variants = [("unknown shapes", case.static)]
+    if case.check_static_known:
+        variants.append(("known shapes", [a.shape for a in inputs]))
+    for label, static in variants:
+        syms = symbols(inputs, static)
+        outputs = _as_list(case.build(*syms))
+        f = fg.function(syms, outputs, mode=mode, on_unused_input="ignore")
+        what = f"{case.id} [{mode}, {label}]"
+        if case.raises is not None:
+            try:
+                f(*inputs)
+            except case.raises:
+                continue
+            raise AssertionError(f"{what}: expected {case.raises.__name__}")
+        expected = _as_list(case.ref(*[a.copy() for a in inputs]))
+        layouts = [("contiguous", inputs)]
+        if static is case.static:
+            layouts += [
+                ("strided", [noncontiguous(a) for a in inputs]),
+                ("fortran", [fortran(a) for a in inputs]),
+            ]
+        for layout, args in layouts:
+            results = f(*args)
+            check_static(outputs, results, f"{what} {layout}")
+            for i, (got, exp) in enumerate(zip(results, expected)):
+                assert_same(got, exp, case.rtol, case.atol, f"{what} {layout} output {i}")
+        for a, orig in zip(inputs, originals):
+            np.testing.assert_array_equal(a, orig, err_msg=f"{what}: an input was mutated")
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
