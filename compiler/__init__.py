@@ -6,6 +6,7 @@
 """
 
 from fusegraph.constructors import matrix, scalar, tensor, tensor3, tensor4, vector
+from fusegraph.derivatives import hessian, hessian_vector_product, jacobian, verify_grad
 from fusegraph.errors import (
     DisconnectedInputError,
     GradientError,
@@ -14,7 +15,17 @@ from fusegraph.errors import (
     UnusedInputError,
 )
 from fusegraph.function import Function, function
-from fusegraph.graph import Apply, Constant, FunctionGraph, Op, Variable, as_tensor, constant
+from fusegraph.gradient import DisconnectedType, Lop, Rop, grad
+from fusegraph.graph import (
+    Apply,
+    Constant,
+    FunctionGraph,
+    NullGrad,
+    Op,
+    Variable,
+    as_tensor,
+    constant,
+)
 from fusegraph.mode import Mode
 from fusegraph.ops import *  # noqa: F403 - the op catalogue is the public API
 from fusegraph.ops import __all__ as _ops_all
@@ -26,9 +37,13 @@ __all__ = [
     "Apply",
     "Constant",
     "DisconnectedInputError",
+    "DisconnectedType",
     "Function",
     "FunctionGraph",
     "GradientError",
+    "Lop",
+    "NullGrad",
+    "Rop",
     "MissingInputError",
     "Mode",
     "NullTypeGradError",
@@ -41,6 +56,10 @@ __all__ = [
     "constant",
     "dprint",
     "function",
+    "grad",
+    "hessian",
+    "hessian_vector_product",
+    "jacobian",
     "matrix",
     "pprint",
     "scalar",
@@ -50,5 +69,6 @@ __all__ = [
     "tensor4",
     "to_dot",
     "vector",
+    "verify_grad",
     *_ops_all,
 ]

@@ -18,6 +18,7 @@ from fusegraph.graph import (
     graph_inputs,
 )
 from fusegraph.mode import as_mode
+from fusegraph.rewrites.identity import remove_forward_identities
 from fusegraph.shared import SharedVariable
 from fusegraph.sourceinfo import user_frame
 from fusegraph.types import fmt_shape, lossless
@@ -59,6 +60,7 @@ def function(
     targets = outputs + [expr for _, expr in update_pairs]
     if givens:
         targets = clone_replace(targets, _check_givens(givens, label))
+    targets = remove_forward_identities(targets)
     shared_vars = _roots(inputs, targets, label, on_unused_input)
     fgraph = FunctionGraph(inputs + shared_vars, targets)
     return Function(
@@ -189,6 +191,11 @@ class Function:
     def outputs(self):
         """The output variables (without the update expressions)."""
         return self.graph.outputs[: self._n_outputs]
+
+    @property
+    def updates(self):
+        """The ``(shared_variable, update_expression)`` pairs, as compiled (read-only)."""
+        return list(zip(self._update_targets, self.graph.outputs[self._n_outputs :], strict=True))
 
     def __call__(self, *args, **kwargs):
         if kwargs:

@@ -108,6 +108,13 @@ class Op:
     def impl(self, *arrays):
         raise NotImplementedError(f"{type(self).__name__}.impl")
 
+    def vjp(self, inputs, outputs, grads):
+        """The gradient rule: given the gradients of the outputs (``grads``, one variable per
+        output), return one entry per input: a gradient variable of the input's type, None
+        where no gradient flows (integer or shape inputs), or ``NullGrad`` where the
+        gradient is undefined. The default says the op has no gradient."""
+        return [NullGrad(f"{self} has no gradient")] * len(inputs)
+
     def __call__(self, *inputs):
         node = self.make_node(*inputs)
         return node.outputs[0] if len(node.outputs) == 1 else list(node.outputs)
@@ -118,6 +125,19 @@ class Op:
             return type(self).__name__
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in params)
         return f"{type(self).__name__}{{{args}}}"
+
+
+class NullGrad:
+    """An undefined gradient, with the reason; ``fg.grad`` raises ``NullTypeGradError``
+    when one reaches a ``wrt`` (or returns it, with ``null_gradients="return"``)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"NullGrad({self.reason!r})"
 
 
 # --------------------------------------------------------------------------- conversions
@@ -269,17 +289,24 @@ def clone_replace(outputs: Sequence[Variable], replace: dict) -> list[Variable]:
         new_inputs = [memo.get(v, v) for v in node.inputs]
         if all(a is b for a, b in zip(new_inputs, node.inputs)):
             continue
-        new_node = node.op.make_node(*new_inputs)
-        new_node.trace = node.trace
-        for old, new in zip(node.outputs, new_node.outputs):
+        for old, new in zip(node.outputs, rebuild(node, new_inputs)):
             if old.type.dtype != new.type.dtype or old.ndim != new.ndim:
                 raise TypeError(
                     f"replacing inputs of {node.op} changed its output from {old.type} to "
                     f"{new.type} (built at {node.trace})"
                 )
-            new.name = old.name
             memo[old] = new
     return [memo.get(v, v) for v in outputs]
+
+
+def rebuild(node: Apply, inputs: Sequence[Variable]) -> tuple:
+    """Apply ``node``'s op to new ``inputs`` (types are re-derived), keeping the node's
+    source line and its outputs' names; return the new outputs."""
+    new_node = node.op.make_node(*inputs)
+    new_node.trace = node.trace
+    for old, new in zip(node.outputs, new_node.outputs):
+        new.name = old.name
+    return new_node.outputs
 
 
 class FunctionGraph:
@@ -315,6 +342,7 @@ __all__ = [
     "Constant",
     "Apply",
     "Op",
+    "NullGrad",
     "FunctionGraph",
     "constant",
     "as_tensor",
@@ -325,5 +353,6 @@ __all__ = [
     "ancestors",
     "graph_inputs",
     "clone_replace",
+    "rebuild",
     "fmt_shape",
 ]

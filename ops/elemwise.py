@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fusegraph.graph import Apply, Op, as_tensor, as_tensor_args
-from fusegraph.types import TensorType, as_dtype, broadcast_static
-from fusegraph.ops.scalar import INFIX, Cast, ScalarOp
+from fusegraph.graph import Apply, NullGrad, Op, as_tensor, as_tensor_args
+from fusegraph.types import TensorType, as_dtype, broadcast_static, is_float
+from fusegraph.ops.scalar import GRADS, INFIX, Cast, ScalarOp
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,23 @@ class Elemwise(Op):
 
     def impl(self, *arrays):
         return np.asarray(self.scalar_op.impl(*arrays))
+
+    def vjp(self, inputs, outputs, grads):
+        """Per input: the scalar op's derivative times ``g``, summed back over the dims the
+        input was broadcast along; None for non-float inputs."""
+        rule = GRADS.get(self.scalar_op.name)
+        if rule is None:
+            return [NullGrad(f"{self} has no gradient")] * len(inputs)
+        from fusegraph import ops
+        from fusegraph.ops.grad_ops import sum_to
+
+        result = []
+        for x, gx in zip(inputs, rule(ops, inputs, outputs[0], grads[0])):
+            if gx is None or not is_float(x.dtype):
+                result.append(None)
+            else:
+                result.append(cast(sum_to(gx, x), x.dtype))
+        return result
 
     def __str__(self) -> str:
         return str(self.scalar_op)
@@ -88,6 +105,7 @@ tanh = _define("tanh")
 erf = _define("erf")
 erfc = _define("erfc")
 gammaln = _define("gammaln")
+psi = _define("psi")
 sigmoid = _define("sigmoid")
 softplus = _define("softplus")
 eq = _define("eq")
@@ -166,6 +184,7 @@ __all__ = [
     "erf",
     "erfc",
     "gammaln",
+    "psi",
     "sigmoid",
     "softplus",
     "eq",

@@ -70,6 +70,27 @@ def _lgamma(v: float) -> float:
         return math.inf
 
 
+def _digamma(x):
+    """The digamma function psi = d/dx log(gamma(x)), elementwise on a float64 array."""
+    x = np.array(x, dtype="float64")
+    out = np.zeros_like(x)
+    # Reflection psi(x) = psi(1 - x) - pi / tan(pi x) brings x < 0.5 to x >= 0.5.
+    low = x < 0.5
+    out[low] = -np.pi / np.tan(np.pi * x[low])
+    x = np.where(low, 1 - x, x)
+    # Recurrence psi(x) = psi(x + 1) - 1/x until x >= 10, then the asymptotic series.
+    for _ in range(10):
+        small = x < 10
+        out -= np.where(small, 1 / np.where(small, x, 1), 0)
+        x = np.where(small, x + 1, x)
+    inv2 = 1 / (x * x)
+    series = inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 / 132))))
+    out += np.log(x) - 0.5 / x - series
+    poles = low & (np.floor(np.where(low, 1 - x, 0.5)) == np.where(low, 1 - x, 0.5))
+    out[poles] = np.nan
+    return out
+
+
 def _vectorize(fn):
     vec = np.vectorize(fn, otypes=["float64"])
 
@@ -158,6 +179,7 @@ _TABLE = {
     "erf": _float_row(1, _vectorize(math.erf)),
     "erfc": _float_row(1, _vectorize(math.erfc)),
     "gammaln": _float_row(1, _vectorize(_lgamma)),
+    "psi": _float_row(1, _digamma),
     "sigmoid": _float_row(1, _sigmoid),
     "softplus": _float_row(1, _softplus),
     # comparisons and logic (bool results)
@@ -174,6 +196,98 @@ _TABLE = {
     "isinf": _ufunc_row(1, np.isinf),
     "isfinite": _ufunc_row(1, np.isfinite),
 }
+
+# Gradients, next to the table above: name -> fn(T, inputs, output, g) returning one
+# gradient per input (a variable, or None where no gradient flows). ``T`` is the
+# ``fusegraph.ops`` namespace (passed in because this module sits below it).
+_LN2, _LN10, _TWO_OVER_SQRT_PI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt(math.pi)
+
+
+def _zero(T, inputs, out, g):
+    return [T.zeros_like(x) for x in inputs]
+
+
+def _pow_grad(T, xs, out, g):
+    x, y = xs
+    # d/dy x**y = x**y log x, taken as 0 at x == 0 (where x**y is 0 or 1 for y >= 0).
+    log_x = T.log(T.where(T.eq(x, 0), 1, x))
+    return [g * y * x ** (y - 1), g * out * log_x]
+
+
+def _maximum_grad(T, xs, out, g):
+    x, y = xs
+    # Ties go to the first argument, so the two gradients always sum to g.
+    return [T.where(x >= y, g, 0), T.where(x >= y, 0, g)]
+
+
+def _minimum_grad(T, xs, out, g):
+    x, y = xs
+    return [T.where(x <= y, g, 0), T.where(x <= y, 0, g)]
+
+
+def _clip_grad(T, xs, out, g):
+    x, lo, hi = xs
+    inside = T.logical_and(x >= lo, x <= hi)
+    return [T.where(inside, g, 0), T.where(x < lo, g, 0), T.where(x > hi, g, 0)]
+
+
+def _atan2_grad(T, xs, out, g):
+    y, x = xs
+    r2 = x * x + y * y
+    return [g * x / r2, -g * y / r2]
+
+
+def _cast_grad(T, xs, out, g):
+    return [T.cast(g, xs[0].dtype)] if xs[0].dtype in ("float32", "float64") else [None]
+
+
+GRADS = {
+    "add": lambda T, xs, z, g: [g, g],
+    "sub": lambda T, xs, z, g: [g, -g],
+    "mul": lambda T, xs, z, g: [g * xs[1], g * xs[0]],
+    "true_div": lambda T, xs, z, g: [g / xs[1], -g * z / xs[1]],
+    "floor_div": _zero,
+    "mod": lambda T, xs, z, g: [g, -g * T.floor_div(xs[0], xs[1])],
+    "pow": _pow_grad,
+    "neg": lambda T, xs, z, g: [-g],
+    "abs": lambda T, xs, z, g: [g * T.sign(xs[0])],
+    "sign": _zero,
+    "square": lambda T, xs, z, g: [2 * g * xs[0]],
+    "reciprocal": lambda T, xs, z, g: [-g * z * z],
+    "maximum": _maximum_grad,
+    "minimum": _minimum_grad,
+    "floor": _zero,
+    "ceil": _zero,
+    "round": _zero,
+    "relu": lambda T, xs, z, g: [T.where(xs[0] > 0, g, 0)],
+    "clip": _clip_grad,
+    "where": lambda T, xs, z, g: [None, T.where(xs[0], g, 0), T.where(xs[0], 0, g)],
+    "exp": lambda T, xs, z, g: [g * z],
+    "expm1": lambda T, xs, z, g: [g * (z + 1)],
+    "log": lambda T, xs, z, g: [g / xs[0]],
+    "log1p": lambda T, xs, z, g: [g / (xs[0] + 1)],
+    "log2": lambda T, xs, z, g: [g / (xs[0] * _LN2)],
+    "log10": lambda T, xs, z, g: [g / (xs[0] * _LN10)],
+    "sqrt": lambda T, xs, z, g: [g / (2 * z)],
+    "sin": lambda T, xs, z, g: [g * T.cos(xs[0])],
+    "cos": lambda T, xs, z, g: [-g * T.sin(xs[0])],
+    "tan": lambda T, xs, z, g: [g * (1 + z * z)],
+    "arcsin": lambda T, xs, z, g: [g / T.sqrt(1 - xs[0] * xs[0])],
+    "arccos": lambda T, xs, z, g: [-g / T.sqrt(1 - xs[0] * xs[0])],
+    "arctan": lambda T, xs, z, g: [g / (1 + xs[0] * xs[0])],
+    "arctan2": _atan2_grad,
+    "sinh": lambda T, xs, z, g: [g * T.cosh(xs[0])],
+    "cosh": lambda T, xs, z, g: [g * T.sinh(xs[0])],
+    "tanh": lambda T, xs, z, g: [g * (1 - z * z)],
+    "erf": lambda T, xs, z, g: [g * _TWO_OVER_SQRT_PI * T.exp(-xs[0] * xs[0])],
+    "erfc": lambda T, xs, z, g: [-g * _TWO_OVER_SQRT_PI * T.exp(-xs[0] * xs[0])],
+    "gammaln": lambda T, xs, z, g: [g * T.psi(xs[0])],
+    "sigmoid": lambda T, xs, z, g: [g * z * (1 - z)],
+    "softplus": lambda T, xs, z, g: [g * T.sigmoid(xs[0])],
+    "cast": _cast_grad,
+}
+# Ops with boolean results (comparisons, logic, isnan ...) pass no gradient; "psi" has
+# none implemented (its derivative, trigamma, is not in the catalogue).
 
 #: Infix symbols used by printing: name -> (symbol, precedence).
 INFIX = {
