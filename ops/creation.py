@@ -11,6 +11,7 @@ import numpy as np
 from fusegraph.graph import Apply, Op, Variable, as_tensor, constant, static_value
 from fusegraph.ops.elemwise import cast
 from fusegraph.ops.shape import (
+    shape_i,
     _int_scalar,
     _int_vector,
     _target_entries,

@@ -418,12 +418,28 @@ class IncSubtensor(Op):
 
         x, y, *index_inputs = inputs
         (g,) = grads
+        from fusegraph.ops import where
+
         gx = g
+        index_op = AdvancedSubtensor(self.idx) if self.advanced else Subtensor(self.idx)
+        gy = index_op(g, *index_inputs)
         if self.set_instead_of_inc:
             gx = IncSubtensor(self.idx, True, self.advanced)(g, 0, *index_inputs)
-        index_op = AdvancedSubtensor(self.idx) if self.advanced else Subtensor(self.idx)
-        gy = sum_to(index_op(g, *index_inputs), y)
-        return [gx, gy] + [None] * len(index_inputs)
+            if self.advanced:
+                gy = where(self._last_writes(x, index_inputs, index_op, gy), gy, 0)
+        return [gx, sum_to(gy, y)] + [None] * len(index_inputs)
+
+    def _last_writes(self, x, index_inputs, index_op, target):
+        """A boolean tensor shaped like ``x[idx]``: True where that element's write is the
+        one that lands (with duplicate indices only the last write does, as in NumPy).
+        Found by writing each element's position number and reading back the winners."""
+        from fusegraph.ops import arange, eq, full, prod, reshape, shape
+
+        positions = reshape(arange(prod(shape(target))), shape(target), ndim=target.ndim)
+        ids = IncSubtensor(self.idx, True, True)(
+            full(shape(x), -1, "int64"), positions, *index_inputs
+        )
+        return eq(index_op(ids, *index_inputs), positions)
 
     def __str__(self) -> str:
         name = ("Advanced" if self.advanced else "") + (

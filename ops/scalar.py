@@ -226,9 +226,11 @@ def _minimum_grad(T, xs, out, g):
 
 
 def _clip_grad(T, xs, out, g):
+    # clip is minimum(maximum(x, lo), hi) (also when lo > hi); ties as in those two.
     x, lo, hi = xs
-    inside = T.logical_and(x >= lo, x <= hi)
-    return [T.where(inside, g, 0), T.where(x < lo, g, 0), T.where(x > hi, g, 0)]
+    below_hi = T.maximum(x, lo) <= hi
+    g_max = T.where(below_hi, g, 0)
+    return [T.where(x >= lo, g_max, 0), T.where(x >= lo, 0, g_max), T.where(below_hi, 0, g)]
 
 
 def _atan2_grad(T, xs, out, g):

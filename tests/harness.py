@@ -10,7 +10,7 @@ inputs (strided and Fortran-ordered).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,6 +33,9 @@ class Case:
             "all dims unknown". The check runs with these and with fully known shapes.
         rtol, atol: tolerance for float results (ints and bools compare exactly).
         raises: an exception class expected at run time instead of a result.
+        grad: also check the gradient with ``fg.verify_grad`` (w.r.t. every float input,
+            at this row's inputs) when the row allows it: finite float inputs, float
+            outputs. Set False for rows at points where the function is not smooth.
     """
 
     id: str
@@ -45,7 +48,7 @@ class Case:
     atol: float = 0.0
     raises: type | None = None
     check_static_known: bool = True
-    extra: dict = field(default_factory=dict)
+    grad: bool = True
 
 
 def symbols(inputs, static=None):
@@ -127,6 +130,30 @@ def check_case(case: Case, mode: str = "py"):
                 assert_same(got, exp, case.rtol, case.atol, f"{what} {layout} output {i}")
         for a, orig in zip(inputs, originals):
             np.testing.assert_array_equal(a, orig, err_msg=f"{what}: an input was mutated")
+    if case.grad and case.raises is None:
+        check_grad(case, inputs, mode)
+
+
+def check_grad(case: Case, inputs, mode: str = "py"):
+    """``verify_grad`` of the row's graph w.r.t. its float inputs (the others are held
+    constant), when its inputs are finite floats and its outputs are floats."""
+    is_float = [a.dtype.kind == "f" for a in inputs]
+    if not any(is_float) or any(f and not np.isfinite(a).all() for a, f in zip(inputs, is_float)):
+        return
+    syms = symbols(inputs)
+    outputs = [o for o in _as_list(case.build(*syms)) if o.dtype in ("float32", "float64")]
+    if not outputs:
+        return
+
+    def fun(*float_vars):
+        it = iter(float_vars)
+        args = [next(it) if f else fg.constant(a) for a, f in zip(inputs, is_float)]
+        outs = [o for o in _as_list(case.build(*args)) if o.dtype in ("float32", "float64")]
+        flat = [fg.flatten(o.astype("float64")) if o.ndim else fg.stack([o]) for o in outs]
+        return flat[0] if len(flat) == 1 else fg.concatenate([f.astype("float64") for f in flat])
+
+    points = [a for a, f in zip(inputs, is_float) if f]
+    fg.verify_grad(fun, points, mode=mode, rng=np.random.default_rng(0))
 
 
 def rng(seed=0):

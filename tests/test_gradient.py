@@ -328,3 +328,31 @@ def test_verify_grad_accepts_correct_and_rejects_wrong_gradients():
 def test_verify_grad_rejects_integer_points():
     with pytest.raises(TypeError, match="floats"):
         fg.verify_grad(lambda a: a * 2, [np.array([1, 2])])
+
+
+def test_arange_gradient_wrt_start_and_step():
+    start, stop, step = fg.scalar("start"), fg.scalar("stop"), fg.scalar("step")
+    out = fg.arange(start, stop, step)
+    weights = fg.vector("weights")
+    cost = (out * weights).sum()
+    g_start, g_step = fg.grad(cost, [start, step])
+    wv = np.array([1.0, 2.0, 3.0, 4.0])
+    a, b = run([start, stop, step, weights], [g_start, g_step], 0.5, 2.5, 0.5, wv)
+    assert a == wv.sum() and b == (wv * np.arange(4)).sum()
+
+
+def test_every_op_table_checks_gradients():
+    """The op tables run verify_grad on each row that allows it: guard against a harness
+    change that would silently skip them."""
+    import harness
+
+    calls = []
+    original = fg.verify_grad
+    try:
+        fg.verify_grad = lambda *a, **k: calls.append(a) or original(*a, **k)
+        x = np.array([0.5, 1.5])
+        harness.check_case(harness.Case("exp", ["exp"], fg.exp, np.exp, [x]))
+        harness.check_case(harness.Case("cmp", ["lt"], lambda v: v < 1, lambda v: v < 1, [x]))
+    finally:
+        fg.verify_grad = original
+    assert len(calls) == 1

@@ -210,6 +210,10 @@ def _var_cases():
             _var_case(kind, "empty-axis1", _data((0, 3)), 1),
             _var_case(kind, "nan-inf", NAN_DATA, 1),
         ]
+    for case in cases:
+        # std = sqrt(var) has no derivative where the variance is 0 (one element reduced).
+        if case.id in ("std-scalar", "std-axis-empty-tuple"):
+            case.grad = False
     cases.append(
         Case(
             "var-std-methods",

@@ -226,7 +226,8 @@ CONSTRUCTORS = [
          [_n(4, "int32")]),
     Case("arange-symbolic-all", ["arange"], fg.arange,
          lambda a, b, c: np.arange(a[()], b[()], c[()]),
-         [np.array(-1.5, "float32"), np.array(2.0), np.array(0.25, "float32")]),
+         [np.array(-1.5, "float32"), np.array(2.0), np.array(0.25, "float32")],
+         grad=False),  # moving stop changes the length; tested in test_gradient instead
     Case("arange-symbolic-int8", ["arange"], fg.arange,
          lambda a, b, c: np.arange(a[()], b[()], c[()]),
          [np.array(9, "int8"), np.array(-3, "int8"), np.array(-4, "int8")]),
