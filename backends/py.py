@@ -19,9 +19,7 @@ def compile_graph(fgraph: FunctionGraph):
     """
     order = fgraph.toposort()
     inputs, outputs = fgraph.inputs, fgraph.outputs
-    constants = {
-        v: v.data for node in order for v in node.inputs if isinstance(v, Constant)
-    }
+    constants = {v: v.data for node in order for v in node.inputs if isinstance(v, Constant)}
     constants.update({v: v.data for v in outputs if isinstance(v, Constant)})
 
     def run(*values):

@@ -1,8 +1,8 @@
 """fusegraph: build symbolic tensor graphs, differentiate them and compile them.
 
-    import fusegraph as fg
-    x = fg.vector("x")
-    f = fg.function([x], fg.exp(x).sum())
+import fusegraph as fg
+x = fg.vector("x")
+f = fg.function([x], fg.exp(x).sum())
 """
 
 from fusegraph.constructors import matrix, scalar, tensor, tensor3, tensor4, vector

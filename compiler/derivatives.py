@@ -9,7 +9,7 @@ import numpy as np
 
 from fusegraph.errors import GradientError
 from fusegraph.gradient import grad
-from fusegraph.graph import Variable, as_tensor
+from fusegraph.graph import as_tensor
 from fusegraph.types import fmt_shape
 
 
@@ -58,7 +58,12 @@ def hessian(cost, wrt, consider_constant=None, disconnected_inputs="raise"):
     ws = [wrt] if single else list(wrt)
     result = [
         jacobian(
-            grad(cost, w, consider_constant=consider_constant, disconnected_inputs=disconnected_inputs),
+            grad(
+                cost,
+                w,
+                consider_constant=consider_constant,
+                disconnected_inputs=disconnected_inputs,
+            ),
             w,
             consider_constant=consider_constant,
             disconnected_inputs=disconnected_inputs,

@@ -153,7 +153,9 @@ def _roots(inputs, targets, label, on_unused_input):
         if on_unused_input == "warn":
             warnings.warn(message, UserWarning, stacklevel=3)
         elif on_unused_input != "ignore":
-            raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}")
+            raise ValueError(
+                f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}"
+            )
     return sorted((v for v in roots if isinstance(v, SharedVariable)), key=roots.index)
 
 
@@ -174,7 +176,9 @@ class Function:
         self._label = label
         self._n_outputs = n_outputs
         self._single = single
-        self._n_inputs = len(fgraph.inputs) - sum(isinstance(v, SharedVariable) for v in fgraph.inputs)
+        self._n_inputs = len(fgraph.inputs) - sum(
+            isinstance(v, SharedVariable) for v in fgraph.inputs
+        )
         self._shared = fgraph.inputs[self._n_inputs :]
         self._update_targets = update_targets
         self._positions = {v.name: i for i, v in enumerate(self.inputs) if v.name}
@@ -228,7 +232,9 @@ class Function:
             raise TypeError(
                 f"{self._label}: expected {self._n_inputs} arguments ({names}), got {given}"
             )
-        return [self._convert(pos, var, arg) for pos, (var, arg) in enumerate(zip(self.inputs, args))]
+        return [
+            self._convert(pos, var, arg) for pos, (var, arg) in enumerate(zip(self.inputs, args))
+        ]
 
     def _convert(self, pos, var, arg):
         arr = arg if isinstance(arg, np.ndarray) else np.asarray(arg)

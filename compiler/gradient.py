@@ -83,7 +83,9 @@ def grad(
 
 def _check_choice(name, value, choices):
     if value not in choices:
-        raise ValueError(f"grad: {name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        raise ValueError(
+            f"grad: {name} must be one of {', '.join(map(repr, choices))}, got {value!r}"
+        )
 
 
 def _check_cost(cost):
@@ -170,7 +172,9 @@ def _backprop(roots, contributions, overrides, wrt, consider_constant):
         if null is not None:
             in_grads = [null] * len(node.inputs)
         else:
-            out_grads = [_zeros_like(o) if g is None else g for o, g in zip(node.outputs, out_grads)]
+            out_grads = [
+                _zeros_like(o) if g is None else g for o, g in zip(node.outputs, out_grads)
+            ]
             in_grads = node.op.vjp(node.inputs, node.outputs, out_grads)
             if len(in_grads) != len(node.inputs):
                 raise AssertionError(f"{node.op}.vjp returned {len(in_grads)} gradients")

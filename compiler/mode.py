@@ -20,9 +20,7 @@ class Mode:
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
-            raise ValueError(
-                f"unknown backend {self.backend!r}; available: {', '.join(BACKENDS)}"
-            )
+            raise ValueError(f"unknown backend {self.backend!r}; available: {', '.join(BACKENDS)}")
 
 
 def as_mode(mode) -> Mode:

@@ -62,8 +62,10 @@ def main():
             print(f"{i:>5} {float(value):>15.10f} {ref:>12.10f} {err:>15.2e}")
         assert abs(value - ref) < 1e-10 and err < 1e-10, "fusegraph and NumPy disagree"
     accuracy = np.mean((X_data @ w_ref + b_ref > 0) == (y_data > 0.5))
-    print(f"\ntraining accuracy {accuracy:.3f}; per step: fusegraph py {t_fg / 201 * 1e6:.0f} us, "
-          f"hand-written NumPy {t_np / 201 * 1e6:.0f} us")
+    print(
+        f"\ntraining accuracy {accuracy:.3f}; per step: fusegraph py {t_fg / 201 * 1e6:.0f} us, "
+        f"hand-written NumPy {t_np / 201 * 1e6:.0f} us"
+    )
 
     # 5. Substitute a gradient: per-sample weights seeded at the per-sample losses through
     #    known_grads equal the gradient of the weighted loss.
@@ -73,7 +75,8 @@ def main():
     g_weighted = fg.grad((weights * losses).sum(), w)
     check = fg.function([X, y, weights], [g_known, g_weighted])
     a, b_ = check(X_data, y_data, rng.uniform(0, 2, len(y_data)))
-    print(f"known_grads per-sample weights vs weighted loss: max difference {np.abs(a - b_).max():.1e}")
+    gap = np.abs(a - b_).max()
+    print(f"known_grads per-sample weights vs weighted loss: max difference {gap:.1e}")
     assert np.allclose(a, b_, rtol=1e-12, atol=1e-12)
     print("all checks passed")
 

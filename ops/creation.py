@@ -11,13 +11,13 @@ import numpy as np
 from fusegraph.graph import Apply, Op, Variable, as_tensor, constant, static_value
 from fusegraph.ops.elemwise import cast
 from fusegraph.ops.shape import (
-    shape_i,
     _int_scalar,
     _int_vector,
     _target_entries,
     as_shape_vector,
     broadcast_shape_to,
     shape,
+    shape_i,
 )
 from fusegraph.types import TensorType, as_dtype, is_float, is_int, upcast
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fusegraph.graph import Apply, NullGrad, Op, as_tensor, as_tensor_args
-from fusegraph.types import TensorType, as_dtype, broadcast_static, is_float
 from fusegraph.ops.scalar import GRADS, INFIX, Cast, ScalarOp
+from fusegraph.types import TensorType, as_dtype, broadcast_static, is_float
 
 
 @dataclass(frozen=True)

@@ -365,7 +365,9 @@ def _output_dtype(op: ScalarOp, dtypes: tuple) -> str:
     try:
         return _TABLE[op.name][2](*dtypes)
     except TypeError as exc:
-        raise TypeError(f"{op.name} does not support inputs of dtype {', '.join(dtypes)}: {exc}") from None
+        raise TypeError(
+            f"{op.name} does not support inputs of dtype {', '.join(dtypes)}: {exc}"
+        ) from None
 
 
 SCALAR_OP_NAMES = tuple(_TABLE)

@@ -86,7 +86,9 @@ def assert_same(got, expected, rtol, atol, what):
     assert got.dtype == expected.dtype, f"{what}: dtype {got.dtype}, NumPy gives {expected.dtype}"
     assert got.shape == expected.shape, f"{what}: shape {got.shape}, NumPy gives {expected.shape}"
     if got.dtype.kind == "f":
-        np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True, err_msg=what)
+        np.testing.assert_allclose(
+            got, expected, rtol=rtol, atol=atol, equal_nan=True, err_msg=what
+        )
     else:
         np.testing.assert_array_equal(got, expected, err_msg=what)
 
@@ -96,7 +98,9 @@ def check_static(outputs, results, what):
         assert var.dtype == value.dtype.name, f"{what}: static dtype {var.dtype} vs {value.dtype}"
         assert var.ndim == value.ndim, f"{what}: static ndim {var.ndim} vs {value.ndim}"
         for want, got in zip(var.type.shape, value.shape):
-            assert want is None or want == got, f"{what}: static shape {var.type.shape} vs {value.shape}"
+            assert want is None or want == got, (
+                f"{what}: static shape {var.type.shape} vs {value.shape}"
+            )
 
 
 def check_case(case: Case, mode: str = "py"):

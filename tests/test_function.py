@@ -179,7 +179,9 @@ def test_run_time_error_names_op_shapes_and_user_line():
 def test_update_type_errors():
     w = fg.shared(np.zeros(2, dtype="float32"), "w")
     x = fg.vector("x")
-    with pytest.raises(TypeError, match=r"update of shared variable w .*float64.*astype\('float32'\)"):
+    with pytest.raises(
+        TypeError, match=r"update of shared variable w .*float64.*astype\('float32'\)"
+    ):
         fg.function([x], [], updates={w: w + x})
     with pytest.raises(TypeError, match="not a shared variable"):
         fg.function([x], [], updates={x: x})

@@ -126,9 +126,7 @@ def test_graph_cut_reproduces_the_full_gradient(cut):
     full = fg.grad(cost, inputs[1:])
     true_h = fg.grad(cost, h)
     g_h = run(inputs, true_h, *values)
-    cut_grads = fg.grad(
-        cost, inputs[1:], known_grads={h: g_h}, disconnected_inputs="ignore"
-    )
+    cut_grads = fg.grad(cost, inputs[1:], known_grads={h: g_h}, disconnected_inputs="ignore")
     seeded_only = fg.grad(None, inputs[1:], known_grads={h: g_h}, disconnected_inputs="ignore")
     a = run(inputs, full, *values)
     b = run(inputs, cut_grads, *values)
@@ -200,7 +198,9 @@ def test_null_gradients_raise_or_return():
     x = fg.vector("x")
     g = fg.grad(fg.gammaln(x).sum(), x)  # psi(x): defined
     # The derivative of psi (trigamma) is not in the catalogue: undefined.
-    with pytest.raises(fg.NullTypeGradError, match=r"w\.r\.t\. x is undefined: psi has no gradient"):
+    with pytest.raises(
+        fg.NullTypeGradError, match=r"w\.r\.t\. x is undefined: psi has no gradient"
+    ):
         fg.grad(g.sum(), x)
     null = fg.grad(g.sum(), x, null_gradients="return")
     assert isinstance(null, fg.NullGrad) and "psi" in null.reason
@@ -249,7 +249,7 @@ def test_gradient_shaping_ops_vanish_from_the_forward_graph():
     np.testing.assert_allclose(f([0.0, 1.0]), np.exp([0.0, 1.0]) + [0.0, 1.0])
 
 
-# --------------------------------------------------------------------------- Lop, Rop, jacobian, hessian
+# ------------------------------------------------------------- Lop, Rop, jacobian, hessian
 
 
 def test_lop_rop_against_closed_forms():
