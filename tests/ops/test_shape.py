@@ -42,6 +42,11 @@ def _const(value):
 # fmt: off
 # One row per case; the tables stay compact (the formatter would triple their length).
 RESHAPE = [
+    Case("shape", ["shape", "shape_i"],
+         lambda x: [fg.shape(x), x.shape[1], fg.shape_i(x, -1), x.shape[:2]],
+         lambda x: [np.array(x.shape), np.array(x.shape[1]), np.array(x.shape[-1]),
+                    np.array(x.shape[:2])],
+         [_f((2, 3, 0))]),
     Case("reshape-minus-one", ["reshape"], lambda x: fg.reshape(x, (4, -1)),
          lambda x: x.reshape(4, -1), [_f((2, 3, 4))]),
     Case("reshape-int-int", ["reshape"], lambda x: fg.reshape(x, 6), lambda x: x.reshape(6),
