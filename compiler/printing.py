@@ -229,12 +229,17 @@ def _pprint_node(var: Variable, args: list):
     if isinstance(op, Elemwise):
         name = op.scalar_op.name
         if name in INFIX and len(args) == 2:
+            # Python's rules: ``+ - * /`` group left to right, ``**`` right to left, and
+            # comparisons do not chain, so only the operands that need them get brackets.
             symbol, prec = INFIX[name]
-            return f"({_wrap(args[0], prec)} {symbol} {_wrap(args[1], prec)})", _ATOM
+            left = prec if name == "pow" or prec <= 5 else prec - 1
+            right = prec - 1 if name == "pow" else prec
+            return f"{_wrap(args[0], left)} {symbol} {_wrap(args[1], right)}", prec
         if name in _UNARY_SYMBOLS and len(args) == 1:
-            return f"{_UNARY_SYMBOLS[name]}{_wrap(args[0], _UNARY)}", _UNARY
+            # Any operand that is not atomic gets brackets: -(x ** 2), not -x ** 2.
+            return f"{_UNARY_SYMBOLS[name]}{_wrap(args[0], _ATOM - 1)}", _UNARY
     if isinstance(op, MatMul):
-        return f"({_wrap(args[0], 20)} @ {_wrap(args[1], 20)})", _ATOM
+        return f"{_wrap(args[0], 19)} @ {_wrap(args[1], 20)}", 20
     if isinstance(op, Shape):
         return f"{_wrap(args[0], _ATOM - 1)}.shape", _ATOM
     if isinstance(op, DimShuffle):
@@ -250,11 +255,11 @@ def _pprint_node(var: Variable, args: list):
 
 
 def pprint(var) -> str:
-    """Return ``var``'s expression as readable infix text, e.g. ``(x + (2.0 * exp(y)))``.
+    """Return ``var``'s expression as readable infix text, e.g. ``x + 2.0 * exp(y)``.
 
-    Binary operators of the INFIX table are printed fully parenthesised (Theano's style,
-    so association never depends on the reader's precedence rules); unary ``-x`` and ``~x``
-    get parentheses only where Python's precedence needs them (``((-x) ** 2)``). Other
+    Operators of the INFIX table and unary ``-x`` and ``~x`` get parentheses exactly where
+    Python's precedence and grouping need them (``(a + b) * c``, ``a - (b - c)``,
+    ``(-x) ** 2``), so the text reads back as the same expression in Python. Other
     elementwise ops and all other ops print as calls, ``exp(y)`` or ``Dot(x, W)``; ``@``,
     ``x.shape``, ``x.shape[0]``, ``x.dimshuffle(0, 'x')`` and indexing (``x[1:3]``,
     ``set_subtensor(x[i], y)``) print as in Python. Root variables print as their

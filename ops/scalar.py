@@ -306,8 +306,8 @@ INFIX = {
     "le": ("<=", 5),
     "gt": (">", 5),
     "ge": (">=", 5),
-    "logical_and": ("&", 3),
-    "logical_or": ("|", 2),
+    "logical_and": ("&", 7),  # as in Python, & and | bind tighter than comparisons
+    "logical_or": ("|", 6),
 }
 
 

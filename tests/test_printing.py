@@ -187,44 +187,44 @@ F32 = fg.vector("f", dtype="float32")
 K = fg.vector("k", dtype="int64")
 
 PPRINT = [
-    (X + 2.0 * fg.exp(Y), "(x + (2.0 * exp(y)))"),
-    ((X + Y) * Z, "((x + y) * z)"),
-    (X - (Y - Z), "(x - (y - z))"),
-    ((X - Y) - Z, "((x - y) - z)"),
-    (X / Y // Z % X, "(((x / y) // z) % x)"),
+    (X + 2.0 * fg.exp(Y), "x + 2.0 * exp(y)"),
+    ((X + Y) * Z, "(x + y) * z"),
+    (X - (Y - Z), "x - (y - z)"),
+    ((X - Y) - Z, "x - y - z"),
+    (X / Y // Z % X, "x / y // z % x"),
     (-(X**2), "-(x ** 2.0)"),
-    ((-X) ** 2, "((-x) ** 2.0)"),
+    ((-X) ** 2, "(-x) ** 2.0"),
     (fg.neg(-X), "-(-x)"),
     (-(X + Y), "-(x + y)"),
-    (2 * -X, "(2.0 * -x)"),
-    (2**-X, "(2.0 ** (-x))"),
-    (X ** fg.constant(-1.0), "(x ** (-1.0))"),
-    (fg.constant(-1.0) ** X, "((-1.0) ** x)"),
-    (~(X < Y) & (X > 1), "(~(x < y) & (x > 1.0))"),
-    ((X <= Y) | (X >= Y), "((x <= y) | (x >= y))"),
-    (fg.eq(X, Y), "(x == y)"),
-    (fg.neq(X, Y), "(x != y)"),
+    (2 * -X, "2.0 * -x"),
+    (2**-X, "2.0 ** (-x)"),
+    (X ** fg.constant(-1.0), "x ** (-1.0)"),
+    (fg.constant(-1.0) ** X, "(-1.0) ** x"),
+    (~(X < Y) & (X > 1), "~(x < y) & (x > 1.0)"),
+    ((X <= Y) | (X >= Y), "(x <= y) | (x >= y)"),
+    (fg.eq(X, Y), "x == y"),
+    (fg.neq(X, Y), "x != y"),
     (fg.maximum(X, 0), "maximum(x, 0.0)"),
-    (fg.where(X > 0, X, 0.0), "where((x > 0.0), x, 0.0)"),
-    (fg.sigmoid(X * 2), "sigmoid((x * 2.0))"),
+    (fg.where(X > 0, X, 0.0), "where(x > 0.0, x, 0.0)"),
+    (fg.sigmoid(X * 2), "sigmoid(x * 2.0)"),
     (abs(X), "abs(x)"),
     (X.astype("int32"), "cast{int32}(x)"),
     (fg.clip(X, 0, 1), "clip(x, 0.0, 1.0)"),
     (fg.dot(A, X), "Dot(A, x)"),
-    (A @ X + 1, "((A @ x) + 1.0)"),
-    (-A @ X, "(-A @ x)"),
+    (A @ X + 1, "A @ x + 1.0"),
+    (-A @ X, "-A @ x"),
     (fg.tensordot(A, B, 1), "TensorDot{axes_a=(1,), axes_b=(0,)}(A, B)"),
     (A.T, "A.dimshuffle(1, 0)"),
     ((-X).dimshuffle(0, "x"), "(-x).dimshuffle(0, 'x')"),
     (X.shape, "x.shape"),
     (fg.shape_i(A, 1), "A.shape[1]"),
-    (fg.constant([1, 2]) + K, "([1, 2] + k)"),
-    (fg.constant(0.1, dtype="float32") * F32, "(0.1 * f)"),
-    (fg.constant(np.array([[1.5, -2.0], [0.0, np.inf]])) @ A, "([[1.5, -2.0], [0.0, inf]] @ A)"),
-    (fg.constant(np.zeros((3, 4))) + 1, "(Constant{float64 matrix (3, 4)} + 1.0)"),
-    (fg.constant(3.0, name="c") * X, "(c * x)"),
-    (fg.logical_and(X < 1, fg.constant(True)), "((x < 1.0) & True)"),
-    (fg.vector() + 1, "(<float64 vector> + 1.0)"),
+    (fg.constant([1, 2]) + K, "[1, 2] + k"),
+    (fg.constant(0.1, dtype="float32") * F32, "0.1 * f"),
+    (fg.constant(np.array([[1.5, -2.0], [0.0, np.inf]])) @ A, "[[1.5, -2.0], [0.0, inf]] @ A"),
+    (fg.constant(np.zeros((3, 4))) + 1, "Constant{float64 matrix (3, 4)} + 1.0"),
+    (fg.constant(3.0, name="c") * X, "c * x"),
+    (fg.logical_and(X < 1, fg.constant(True)), "(x < 1.0) & True"),
+    (fg.vector() + 1, "<float64 vector> + 1.0"),
     (X, "x"),
     (fg.constant(np.nan), "nan"),
 ]
@@ -238,13 +238,13 @@ def test_pprint_golden(var, expected):
 def test_pprint_expands_named_intermediates_and_wraps_numbers():
     h = fg.exp(X)
     h.name = "h"
-    assert fg.pprint(h + 1) == "(exp(x) + 1.0)"
+    assert fg.pprint(h + 1) == "exp(x) + 1.0"
     assert fg.pprint(3) == "3"
 
 
 def test_pprint_multi_output_op_uses_call_form():
     first, second = Split()(X)
-    assert fg.pprint(first * second) == "(Split.0(x) * Split.1(x))"
+    assert fg.pprint(first * second) == "Split.0(x) * Split.1(x)"
 
 
 @pytest.mark.parametrize(
@@ -257,7 +257,7 @@ def test_pprint_multi_output_op_uses_call_form():
         (lambda: A[:, 0], "A[:, 0]"),
         (lambda: X[None], "x[None]"),
         (lambda: X[K], "x[k]"),
-        (lambda: X[X > 0], "x[(x > 0.0)]"),
+        (lambda: X[X > 0], "x[x > 0.0]"),
         (lambda: (-X)[0], "(-x)[0]"),
         (lambda: X.shape[0], "x.shape[0]"),
         (lambda: fg.set_subtensor(X[0], 1.0), "set_subtensor(x[0], 1.0)"),
@@ -383,6 +383,6 @@ def test_printers_handle_graphs_deeper_than_the_recursion_limit():
     for _ in range(3000):
         out = out + 1
     assert _dprint(out).count("\n") == 6001
-    assert fg.pprint(out).startswith("(" * 3000 + "x + 1.0)")
+    assert fg.pprint(out) == "x" + " + 1.0" * 3000
     declared, edges = _parse_dot(fg.to_dot(out))
     assert len(declared) == 3000 * 3 + 1 and len(edges) == 3000 * 3
