@@ -36,6 +36,8 @@ def _nonzero_int(shape, dtype="int64"):
 _vec_erf = np.vectorize(math.erf, otypes=["float64"])
 _vec_erfc = np.vectorize(math.erfc, otypes=["float64"])
 _vec_lgamma = np.vectorize(math.lgamma, otypes=["float64"])
+
+
 # mpmath (shipped with SymPy) is an independent oracle for the digamma function.
 def _digamma(v):
     try:
