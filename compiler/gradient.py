@@ -7,7 +7,7 @@ import warnings
 
 from fusegraph.errors import DisconnectedInputError, NullTypeGradError
 from fusegraph.graph import NullGrad, Variable, ancestors, as_tensor, clone_replace, toposort
-from fusegraph.types import fmt_shape, is_float
+from fusegraph.types import fmt_shape, is_float, shapes_agree
 
 
 class DisconnectedType:
@@ -123,9 +123,7 @@ def _check_known_grads(known_grads):
             raise TypeError(
                 f"grad: known_grads[{key}] has dtype {g.dtype}; a gradient must be float"
             )
-        if g.ndim != key.ndim or not all(
-            a is None or b is None or a == b for a, b in zip(key.type.shape, g.type.shape)
-        ):
+        if not shapes_agree(key.type.shape, g.type.shape):
             raise ValueError(
                 f"grad: known_grads[{key}] has shape {fmt_shape(g.type.shape)} but {key} has "
                 f"shape {fmt_shape(key.type.shape)}; a gradient has its variable's shape"
@@ -192,9 +190,7 @@ def _conform(g, var, node):
     if isinstance(g, NullGrad):
         return g
     g = as_tensor(g)
-    if g.ndim != var.ndim or not all(
-        a is None or b is None or a == b for a, b in zip(var.type.shape, g.type.shape)
-    ):
+    if not shapes_agree(var.type.shape, g.type.shape):
         raise AssertionError(
             f"internal error: {node.op}.vjp gave a gradient of type {g.type} for an input of "
             f"type {var.type} (node built at {node.trace})"

@@ -71,6 +71,12 @@ def lossless(value, dtype: str) -> bool:
         return False
 
 
+def shapes_agree(a: tuple, b: tuple) -> bool:
+    """True if static shapes ``a`` and ``b`` have the same length and no two known dims
+    differ (so one value can have both)."""
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
 def broadcast_static(shapes, op_name: str = "broadcast") -> tuple:
     """Broadcast static shapes as NumPy would; None dims stay unknown.
 
@@ -132,11 +138,7 @@ class TensorType:
     def is_compatible(self, other: TensorType) -> bool:
         """True if a value of ``other`` can stand where this type is expected (same dtype
         and ndim, no contradicting static dim)."""
-        return (
-            self.dtype == other.dtype
-            and self.ndim == other.ndim
-            and all(a is None or b is None or a == b for a, b in zip(self.shape, other.shape))
-        )
+        return self.dtype == other.dtype and shapes_agree(self.shape, other.shape)
 
     def accepts(self, value: np.ndarray) -> str | None:
         """Return None if the array ``value`` fits this type, else a description of why not."""
