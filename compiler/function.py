@@ -19,6 +19,7 @@ from fusegraph.graph import (
 )
 from fusegraph.mode import as_mode
 from fusegraph.rewrites.identity import remove_forward_identities
+from fusegraph.rewrites.passes import optimize
 from fusegraph.shared import SharedVariable
 from fusegraph.sourceinfo import user_frame
 from fusegraph.types import fmt_shape, lossless
@@ -62,13 +63,16 @@ def function(
         targets = clone_replace(targets, _check_givens(givens, label))
     targets = remove_forward_identities(targets)
     shared_vars = _roots(inputs, targets, label, on_unused_input)
+    mode = as_mode(mode)
+    targets, stats = optimize(targets, mode.include, mode.exclude)
     fgraph = FunctionGraph(inputs + shared_vars, targets)
     return Function(
         fgraph=fgraph,
+        rewrite_stats=stats,
         n_outputs=len(outputs),
         single=single,
         update_targets=[s for s, _ in update_pairs],
-        mode=as_mode(mode),
+        mode=mode,
         trust_input=trust_input,
         name=name,
         label=label,
@@ -163,13 +167,27 @@ class Function:
     """A compiled function. Call it with the inputs' values; see ``fg.function``.
 
     Attributes:
-        graph: the ``FunctionGraph`` that runs (explicit inputs, then shared variables).
+        graph: the rewritten ``FunctionGraph`` that runs (explicit inputs, then shared
+            variables).
+        rewrite_stats: ``{"seconds": per pass, "rewrites": count per rule}``.
         name: the name given to ``fg.function``.
         trust_input: when True, calls skip argument validation.
     """
 
-    def __init__(self, fgraph, n_outputs, single, update_targets, mode, trust_input, name, label):
+    def __init__(
+        self,
+        fgraph,
+        rewrite_stats,
+        n_outputs,
+        single,
+        update_targets,
+        mode,
+        trust_input,
+        name,
+        label,
+    ):
         self.graph = fgraph
+        self.rewrite_stats = rewrite_stats
         self.mode = mode
         self.trust_input = trust_input
         self.name = name

@@ -3,6 +3,7 @@ in global configuration."""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 BACKENDS = ("py",)
@@ -14,13 +15,24 @@ class Mode:
 
     Args:
         backend: ``"py"`` runs the graph node by node with each op's NumPy ``impl``.
+        include: names of opt-in rules (or rule sets) to switch on.
+        exclude: names of passes (``merge``, ``constant_folding``, ``canonicalize``,
+            ``stabilize``, ``specialize``, ``fusion``), rule sets or single rules to
+            switch off; ``fg.Mode(exclude=("fusion",))`` compiles without fusion.
     """
 
     backend: str = "py"
+    include: tuple = ()
+    exclude: tuple = ()
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; available: {', '.join(BACKENDS)}")
+        for option in ("include", "exclude"):
+            names = getattr(self, option)
+            names = (names,) if isinstance(names, str) else tuple(names)
+            object.__setattr__(self, option, names)
+            _check_names(option, names)
 
 
 def as_mode(mode) -> Mode:
@@ -32,3 +44,14 @@ def as_mode(mode) -> Mode:
     if isinstance(mode, str):
         return Mode(backend=mode)
     raise TypeError(f"mode must be None, a backend name or fg.Mode, got {type(mode).__name__}")
+
+
+def _check_names(option, names):
+    from fusegraph.rewrites.passes import known_names
+
+    known = known_names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"Mode {option}: unknown rewrite name {unknown[0]!r}{hint}")

@@ -1,0 +1,302 @@
+"""The rewrite engine: declarative rules (a pattern over op classes with named captures,
+and a function returning a replacement or None), and one bottom-up walk that applies them
+to a fixed point while merging equal nodes and folding constants.
+
+Graphs are immutable, so a pass rebuilds: each node is visited once its inputs are final;
+a replacement is itself visited before it stands for the node it replaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fusegraph.graph import Apply, Constant, Op, Variable, rebuild
+from fusegraph.types import fmt_shape
+
+#: Constant folding never creates a constant with more elements than this (so that
+#: ``zeros((1000, 1000))`` stays an allocation instead of a megabyte in the graph).
+FOLD_LIMIT = 10_000
+#: A pass that performs more rewrites than this is cycling between rules.
+REWRITE_LIMIT = 200_000
+
+
+class RewriteError(RuntimeError):
+    """A rewrite broke an invariant (changed a variable's type) or rules cycle."""
+
+
+# --------------------------------------------------------------------------- patterns
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """Matches a variable computed by an op: ``op`` is an op class (or tuple of them) or
+    a predicate on the op; ``inputs`` are sub-patterns, capture names (str, any variable)
+    or ``Const`` matchers. ``name`` captures the matched variable itself."""
+
+    op: type | tuple | Callable
+    inputs: tuple = ()
+    name: str | None = None
+    commutative: bool = False
+
+    def match(self, var: Variable, captures: dict) -> bool:
+        node = var.owner
+        if node is None or not self._op_matches(node.op):
+            return False
+        if self.inputs and len(self.inputs) != len(node.inputs):
+            return False
+        orders = [node.inputs]
+        if self.commutative and len(node.inputs) == 2:
+            orders.append(node.inputs[::-1])
+        for inputs in orders:
+            trial = dict(captures)
+            if all(_match(p, v, trial) for p, v in zip(self.inputs, inputs)):
+                if self.name is not None:
+                    trial[self.name] = var
+                captures.clear()
+                captures.update(trial)
+                return True
+        return False
+
+    def _op_matches(self, op) -> bool:
+        if isinstance(self.op, type) or isinstance(self.op, tuple):
+            return isinstance(op, self.op)
+        return bool(self.op(op))
+
+    @property
+    def root_types(self) -> tuple:
+        """The op classes the root can match (for indexing rules), or (Op,) for any."""
+        if isinstance(self.op, type):
+            return (self.op,)
+        if isinstance(self.op, tuple):
+            return self.op
+        return getattr(self.op, "op_types", (Op,))
+
+
+@dataclass(frozen=True)
+class Const:
+    """Matches a constant; with ``value``, only one whose every element equals it."""
+
+    value: float | None = None
+    name: str | None = None
+
+    def match(self, var: Variable, captures: dict) -> bool:
+        if not isinstance(var, Constant):
+            return False
+        if self.value is not None and not (var.data.size and bool(np.all(var.data == self.value))):
+            return False
+        if self.name is not None:
+            captures[self.name] = var
+        return True
+
+
+def _match(pattern, var, captures) -> bool:
+    if isinstance(pattern, str):
+        if pattern in captures:
+            return captures[pattern] is var
+        captures[pattern] = var
+        return True
+    return pattern.match(var, captures)
+
+
+def elemwise(scalar_name: str, *inputs, name=None, commutative=False) -> Pattern:
+    """A pattern for ``Elemwise`` nodes of the scalar op ``scalar_name``."""
+    from fusegraph.ops.elemwise import Elemwise
+
+    def is_it(op):
+        return isinstance(op, Elemwise) and op.scalar_op.name == scalar_name
+
+    is_it.op_types = (Elemwise,)
+    is_it.scalar_name = scalar_name
+    return Pattern(is_it, tuple(inputs), name, commutative)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named rewrite: where ``pattern`` matches a node's (first) output, ``fn(node,
+    **captures)`` returns the variable to use instead, or None to leave it."""
+
+    name: str
+    pattern: Pattern
+    fn: Callable = field(compare=False)
+    default: bool = True
+
+    def apply(self, node: Apply):
+        captures = {}
+        if not self.pattern.match(node.outputs[0], captures):
+            return None
+        return self.fn(node, **captures)
+
+
+class RuleSet:
+    """A named, ordered set of rules, used as a decorator factory::
+
+    canonicalize = RuleSet("canonicalize")
+
+    @canonicalize.rule(elemwise("mul", "x", Const(1), commutative=True))
+    def mul_by_one(node, x): ...
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.rules: list[Rule] = []
+
+    def rule(self, pattern: Pattern, name: str | None = None, default: bool = True):
+        def register(fn):
+            self.rules.append(Rule(name or fn.__name__, pattern, fn, default))
+            return fn
+
+        return register
+
+    def enabled(self, include=(), exclude=()) -> list[Rule]:
+        """The rules on under a Mode's ``include``/``exclude`` names (the set's name or a
+        rule's name); rules with ``default=False`` need to be included by name."""
+        if self.name in exclude:
+            return []
+        return [
+            r
+            for r in self.rules
+            if r.name not in exclude and (r.default or r.name in include or self.name in include)
+        ]
+
+
+def _index(rules):
+    """Rules keyed by (op class, scalar name or None) of their root pattern."""
+    index = {}
+    for r in rules:
+        scalar = getattr(r.pattern.op, "scalar_name", None)
+        for t in r.pattern.root_types:
+            index.setdefault((t, scalar), []).append(r)
+    return index
+
+
+def _candidates(index, op):
+    scalar = getattr(getattr(op, "scalar_op", None), "name", None)
+    found = []
+    for t in type(op).__mro__:
+        found += index.get((t, scalar), []) if scalar else []
+        found += index.get((t, None), [])
+    return found
+
+
+# --------------------------------------------------------------------------- the walk
+
+
+def rewrite(outputs, rules=(), fold=True, merge=True, stats=None):
+    """Rebuild ``outputs`` bottom-up, applying ``rules`` until none matches, merging
+    equal nodes and constants (``merge``) and folding nodes whose inputs are all constant
+    (``fold``). Returns the new outputs. ``stats`` (a dict) counts rewrites by rule name.
+    """
+    index = _index(rules)
+    memo: dict = {}  # old or new variable -> its final variable
+    seen: dict = {}  # merge key -> outputs of the first node with that key
+    constants: dict = {}  # constant signature -> canonical constant
+    alias: dict = {}  # variable -> the replacement it waits for
+    stack = list(reversed(outputs))
+    count = 0
+    while stack:
+        var = stack[-1]
+        if var in memo:
+            stack.pop()
+            continue
+        if var in alias:
+            target = alias[var]
+            if target in memo:
+                memo[var] = memo[target]
+                stack.pop()
+            else:
+                stack.append(target)
+            continue
+        node = var.owner
+        if node is None:
+            if merge and isinstance(var, Constant):
+                var_final = constants.setdefault(var.signature(), var)
+            else:
+                var_final = var
+            memo[var] = var_final
+            stack.pop()
+            continue
+        pending = [v for v in node.inputs if v not in memo]
+        if pending:
+            stack.extend(reversed(pending))
+            continue
+        inputs = [memo[v] for v in node.inputs]
+        new_outs = node.outputs
+        if any(a is not b for a, b in zip(inputs, node.inputs)):
+            new_outs = rebuild(node, inputs)
+        op = new_outs[0].owner.op
+        mergeable = merge and getattr(op, "mergeable", True)
+        key = (op, tuple(map(id, inputs)), len(new_outs)) if mergeable else None
+        if key is not None and key in seen:
+            new_outs = seen[key]
+        else:
+            replacement, why = _visit(new_outs[0].owner, index, fold)
+            if replacement is not None:
+                count += 1
+                if count > REWRITE_LIMIT:
+                    raise RewriteError(f"rewrites do not converge; last rule applied: {why}")
+                if stats is not None:
+                    stats[why] = stats.get(why, 0) + 1
+                check_type(node.outputs[0], replacement, why)
+                alias[var] = replacement
+                continue
+            if key is not None:
+                seen[key] = new_outs
+        for old, new in zip(node.outputs, new_outs):
+            memo[old] = new
+            memo[new] = new
+        stack.pop()
+    return [memo[v] for v in outputs]
+
+
+def _visit(node: Apply, index, fold):
+    """The replacement for ``node``'s output and the rule's name, or (None, None).
+    Only single-output nodes are rewritten."""
+    if len(node.outputs) != 1:
+        return None, None
+    if fold:
+        folded = fold_constant(node)
+        if folded is not None:
+            return folded, "constant_folding"
+    for r in _candidates(index, node.op):
+        replacement = r.apply(node)
+        if replacement is not None and replacement is not node.outputs[0]:
+            return replacement, r.name
+    return None, None
+
+
+def fold_constant(node: Apply):
+    """A ``Constant`` with the value of ``node``'s single output when all inputs are
+    constants, the op allows it and the result is small; else None."""
+    if not node.inputs or not all(isinstance(v, Constant) for v in node.inputs):
+        return None
+    if not getattr(node.op, "foldable", True):
+        return None
+    out = node.outputs[0]
+    if None not in out.type.shape and np.prod(out.type.shape, dtype=np.int64) > FOLD_LIMIT:
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            value = np.asarray(node.op.impl(*(v.data for v in node.inputs)))
+    except Exception:  # leave the error to run time, where it names the user's line
+        return None
+    if value.size > FOLD_LIMIT or value.dtype.name != out.dtype:
+        return None
+    return Constant(value)
+
+
+def check_type(old: Variable, new: Variable, why: str) -> None:
+    """Raise RewriteError unless ``new`` keeps the dtype and every statically known dim of
+    ``old``, the variable it replaces (``why`` names the rule or pass)."""
+    ok = new.dtype == old.dtype and new.ndim == old.ndim
+    ok = ok and all(a is None or a == b for a, b in zip(old.type.shape, new.type.shape))
+    if not ok:
+        raise RewriteError(
+            f"rewrite {why!r} changed {old} from {old.type} {fmt_shape(old.type.shape)} to "
+            f"{new.type} {fmt_shape(new.type.shape)}"
+        )

@@ -1,0 +1,146 @@
+"""Symbolic shapes for rewrites: each dim of a variable is a known int or a symbol that
+stands for an unknown length, and two equal symbols are provably equal lengths.
+
+A symbol is ``(weakref to a variable, axis)``: the length of that axis of that variable
+(weak, so the cache of dims never keeps a graph alive). Dims flow
+through ops that preserve or move them (elementwise broadcasting, dimshuffle, reductions,
+reshape/alloc/broadcast_to from a shape vector built of ``x.shape`` entries, dot ...), so
+``same_shape(g, x)`` can prove that a gradient needs no ``SumTo``.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from fusegraph.graph import Constant, Variable, static_value
+
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def dims(var: Variable) -> tuple:
+    """Per dim of ``var``: its length if known, else a symbol for it."""
+    cached = _CACHE.get(var)
+    if cached is None:
+        cached = _infer(var)
+        _CACHE[var] = cached
+    return cached
+
+
+def same_shape(a: Variable, b: Variable) -> bool:
+    """True if ``a`` and ``b`` provably have the same shape at run time."""
+    return a.ndim == b.ndim and dims(a) == dims(b)
+
+
+def _symbol(var, axis):
+    return (weakref.ref(var), axis)
+
+
+def _own(var):
+    return tuple(d if d is not None else _symbol(var, i) for i, d in enumerate(var.type.shape))
+
+
+def _merge_static(var, inferred):
+    """Prefer the static shape where it is known."""
+    return tuple(s if s is not None else d for s, d in zip(var.type.shape, inferred))
+
+
+def _infer(var: Variable) -> tuple:
+    node = var.owner
+    if node is None or len(node.outputs) != 1:
+        return _own(var)
+    # A deep chain would recurse once per node; graphs that deep keep their own symbols.
+    rule = _RULES.get(type(node.op).__name__)
+    if rule is None:
+        if getattr(node.op, "forward_identity", False) or type(node.op).__name__ in _SAME:
+            return _merge_static(var, dims(node.inputs[0]))
+        return _own(var)
+    try:
+        inferred = rule(node, var)
+    except RecursionError:
+        return _own(var)
+    return _merge_static(var, inferred) if inferred is not None else _own(var)
+
+
+_SAME = {"Softmax", "LogSoftmax", "IncSubtensor"}
+
+
+def _elemwise(node, var):
+    out = []
+    ndim = var.ndim
+    aligned = [(1,) * (ndim - x.ndim) + dims(x) for x in node.inputs]
+    for axis in range(ndim):
+        ds = {a[axis] for a in aligned} - {1}
+        if not ds:
+            out.append(1)
+        elif len(ds) == 1:
+            out.append(ds.pop())
+        else:
+            known = [d for d in ds if isinstance(d, int)]
+            out.append(known[0] if known else _symbol(var, axis))
+    return tuple(out)
+
+
+def _dimshuffle(node, var):
+    src = dims(node.inputs[0])
+    return tuple(1 if a == "x" else src[a] for a in node.op.new_order)
+
+
+def _reduce(node, var):
+    src = dims(node.inputs[0])
+    axes = node.op.axis
+    if node.op.keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(src))
+    return tuple(d for i, d in enumerate(src) if i not in axes)
+
+
+def shape_entries(vec: Variable, length: int) -> tuple:
+    """The dims a shape vector stands for: ints where known, the symbol of ``x.shape[i]``
+    where an entry is one, else None."""
+    value = static_value(vec)
+    if value is not None:
+        return tuple(int(v) for v in value)
+    node = vec.owner
+    name = type(node.op).__name__ if node is not None else None
+    if name == "Shape":
+        return dims(node.inputs[0])
+    if name == "MakeVector":
+        return tuple(_scalar_dim(s) for s in node.inputs)
+    return (None,) * length
+
+
+def _scalar_dim(s: Variable):
+    if isinstance(s, Constant):
+        return int(s.data)
+    node = s.owner
+    if node is not None and type(node.op).__name__ == "ShapeI":
+        return dims(node.inputs[0])[node.op.i]
+    return None
+
+
+def _from_shape_vector(node, var):
+    entries = shape_entries(node.inputs[-1], var.ndim)
+    if len(entries) != var.ndim:
+        return None
+    return tuple(
+        _symbol(var, i) if e is None or (isinstance(e, int) and e < 0) else e
+        for i, e in enumerate(entries)
+    )
+
+
+def _dot(node, var):
+    a, b = (dims(x) for x in node.inputs)
+    if not a or not b:
+        return a or b
+    return a[:-1] + (b[:-2] + b[-1:] if len(b) >= 2 else ())
+
+
+_RULES = {
+    "Elemwise": _elemwise,
+    "DimShuffle": _dimshuffle,
+    "Reduce": _reduce,
+    "Reshape": _from_shape_vector,
+    "BroadcastTo": _from_shape_vector,
+    "Alloc": _from_shape_vector,
+    "SumTo": _from_shape_vector,
+    "Dot": _dot,
+}

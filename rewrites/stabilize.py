@@ -1,0 +1,7 @@
+"""The ``stabilize`` rule set."""
+
+from __future__ import annotations
+
+from fusegraph.rewrites.engine import RuleSet
+
+stabilize = RuleSet("stabilize")
