@@ -100,8 +100,9 @@ class MatMul(Op):
             g2 = _insert_axis(g2, g2.ndim - (0 if b.ndim == 1 else 1))
         if b.ndim == 1:
             g2 = _insert_axis(g2, g2.ndim)
-        ga = sum_to(MatMul()(g2, _swap_last(b2)), a2)
-        gb = sum_to(MatMul()(_swap_last(a2), g2), b2)
+        ga, gb = MatMul()(g2, _swap_last(b2)), MatMul()(_swap_last(a2), g2)
+        if a2.ndim > 2 or b2.ndim > 2:  # batch dims may have been broadcast
+            ga, gb = sum_to(ga, a2), sum_to(gb, b2)
         if a.ndim == 1:
             ga = dimshuffle(ga, (1,))
         if b.ndim == 1:

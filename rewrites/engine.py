@@ -8,6 +8,7 @@ a replacement is itself visited before it stands for the node it replaces.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,9 @@ from fusegraph.types import fmt_shape
 FOLD_LIMIT = 10_000
 #: A pass that performs more rewrites than this is cycling between rules.
 REWRITE_LIMIT = 200_000
+#: A variable whose replacement is rewritten again this many times in a row is caught in
+#: rules that undo each other (caught long before ``REWRITE_LIMIT``).
+CHAIN_LIMIT = 1_000
 
 
 class RewriteError(RuntimeError):
@@ -42,23 +46,32 @@ class Pattern:
     commutative: bool = False
 
     def match(self, var: Variable, captures: dict) -> bool:
+        """Whether the pattern matches ``var``; on success ``captures`` gains the bindings."""
+        for found in self.matches(var, captures):
+            captures.update(found)
+            return True
+        return False
+
+    def matches(self, var: Variable, captures: dict):
+        """Yield every extension of ``captures`` (new dicts) under which the pattern matches
+        ``var``. Each input order of a commutative node is tried, so a name bound in one
+        branch can still agree with its use elsewhere (backtracking)."""
         node = var.owner
         if node is None or not self._op_matches(node.op):
-            return False
+            return
         if self.inputs and len(self.inputs) != len(node.inputs):
-            return False
+            return
         orders = [node.inputs]
-        if self.commutative and len(node.inputs) == 2:
+        if self.commutative and len(node.inputs) == 2 and node.inputs[0] is not node.inputs[1]:
             orders.append(node.inputs[::-1])
         for inputs in orders:
-            trial = dict(captures)
-            if all(_match(p, v, trial) for p, v in zip(self.inputs, inputs)):
-                if self.name is not None:
-                    trial[self.name] = var
-                captures.clear()
-                captures.update(trial)
-                return True
-        return False
+            for found in _match_all(self.inputs, inputs, captures):
+                if self.name is None:
+                    yield found
+                elif self.name not in found:
+                    yield {**found, self.name: var}
+                elif found[self.name] is var:
+                    yield found
 
     def _op_matches(self, op) -> bool:
         if isinstance(self.op, type) or isinstance(self.op, tuple):
@@ -87,18 +100,37 @@ class Const:
             return False
         if self.value is not None and not (var.data.size and bool(np.all(var.data == self.value))):
             return False
-        if self.name is not None:
-            captures[self.name] = var
+        if self.name is None:
+            return True
+        if self.name in captures:  # a repeated name must capture the same variable
+            return captures[self.name] is var
+        captures[self.name] = var
         return True
 
 
-def _match(pattern, var, captures) -> bool:
+def _matches(pattern, var, captures):
+    """Yield the extensions of ``captures`` under which ``pattern`` (a capture name, a
+    ``Pattern``, or any object with ``match(var, captures) -> bool``) matches ``var``."""
     if isinstance(pattern, str):
-        if pattern in captures:
-            return captures[pattern] is var
-        captures[pattern] = var
-        return True
-    return pattern.match(var, captures)
+        if pattern not in captures:
+            yield {**captures, pattern: var}
+        elif captures[pattern] is var:
+            yield captures
+    elif isinstance(pattern, Pattern):
+        yield from pattern.matches(var, captures)
+    else:
+        trial = dict(captures)
+        if pattern.match(var, trial):
+            yield trial
+
+
+def _match_all(patterns, variables, captures):
+    """Yield the extensions of ``captures`` under which each pattern matches its variable."""
+    if not patterns:
+        yield captures
+        return
+    for found in _matches(patterns[0], variables[0], captures):
+        yield from _match_all(patterns[1:], variables[1:], found)
 
 
 def elemwise(scalar_name: str, *inputs, name=None, commutative=False) -> Pattern:
@@ -197,6 +229,8 @@ def rewrite(outputs, rules=(), fold=True, merge=True, stats=None):
     seen: dict = {}  # merge key -> outputs of the first node with that key
     constants: dict = {}  # constant signature -> canonical constant
     alias: dict = {}  # variable -> the replacement it waits for
+    depth: dict = {}  # variable made by a rule -> (rewrites in a row that led to it, first node)
+    recent: deque = deque(maxlen=8)  # the last rules applied, to name a cycle
     stack = list(reversed(outputs))
     count = 0
     while stack:
@@ -238,11 +272,19 @@ def rewrite(outputs, rules=(), fold=True, merge=True, stats=None):
             replacement, why = _visit(new_outs[0].owner, index, fold)
             if replacement is not None:
                 count += 1
-                if count > REWRITE_LIMIT:
-                    raise RewriteError(f"rewrites do not converge; last rule applied: {why}")
+                recent.append(why)
                 if stats is not None:
                     stats[why] = stats.get(why, 0) + 1
                 check_type(node.outputs[0], replacement, why)
+                level, origin = depth.get(var, (0, node))
+                if count > REWRITE_LIMIT or level >= CHAIN_LIMIT:
+                    rules_named = ", ".join(repr(r) for r in dict.fromkeys(recent))
+                    raise RewriteError(
+                        f"rewrites do not converge: rules {rules_named} keep rewriting "
+                        f"{origin.outputs[0]} (built at {origin.trace})"
+                    )
+                forbidden = {var, *node.outputs, *new_outs}
+                _mark_new(replacement, memo, alias, forbidden, depth, (level + 1, origin), why)
                 alias[var] = replacement
                 continue
             if key is not None:
@@ -252,6 +294,25 @@ def rewrite(outputs, rules=(), fold=True, merge=True, stats=None):
             memo[new] = new
         stack.pop()
     return [memo[v] for v in outputs]
+
+
+def _mark_new(replacement, memo, alias, forbidden, depth, level, why):
+    """Record ``level`` (rewrites in a row, first node rewritten) for the variables a rule
+    just made (those not yet final). Refuse a replacement that contains the variable it
+    replaces (or one waiting for it): the walk would never end."""
+    todo, visited = [replacement], set()
+    while todo:
+        v = todo.pop()
+        if v in memo or v in visited:
+            continue
+        if v in forbidden or v in alias:
+            raise RewriteError(
+                f"rewrite {why!r} returned a graph that contains the variable it replaces"
+            )
+        visited.add(v)
+        depth[v] = level
+        if v.owner is not None:
+            todo.extend(v.owner.inputs)
 
 
 def _visit(node: Apply, index, fold):

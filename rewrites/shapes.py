@@ -35,6 +35,35 @@ def _symbol(var, axis):
     return (weakref.ref(var), axis)
 
 
+class _Broadcast:
+    """The length of unknown lengths broadcast together. Equal to another exactly when the
+    set of lengths is the same (so ``x * y`` and ``y * x`` agree); remembers the axis of the
+    variable where the broadcast happened, to read the length from."""
+
+    __slots__ = ("lengths", "source", "axis")
+
+    def __init__(self, lengths: frozenset, var, axis: int):
+        self.lengths, self.source, self.axis = lengths, weakref.ref(var), axis
+
+    def __eq__(self, other):
+        return isinstance(other, _Broadcast) and self.lengths == other.lengths
+
+    def __hash__(self):
+        return hash(self.lengths)
+
+
+def symbol_source(dim):
+    """For a symbol: ``(variable, axis)`` whose length it is; None for known lengths or a
+    variable that no longer exists."""
+    if isinstance(dim, _Broadcast):
+        var, axis = dim.source(), dim.axis
+    elif isinstance(dim, tuple):
+        var, axis = dim[0](), dim[1]
+    else:
+        return None
+    return None if var is None else (var, axis)
+
+
 def _own(var):
     return tuple(d if d is not None else _symbol(var, i) for i, d in enumerate(var.type.shape))
 
@@ -76,7 +105,9 @@ def _elemwise(node, var):
             out.append(ds.pop())
         else:
             known = [d for d in ds if isinstance(d, int)]
-            out.append(known[0] if known else _symbol(var, axis))
+            # Unknown lengths broadcast together: name the result by the set of them, so
+            # x * y and y * x (or any reordering of the terms) get the same dim.
+            out.append(known[0] if known else _Broadcast(frozenset(ds), var, axis))
     return tuple(out)
 
 
@@ -114,6 +145,14 @@ def _scalar_dim(s: Variable):
     node = s.owner
     if node is not None and type(node.op).__name__ == "ShapeI":
         return dims(node.inputs[0])[node.op.i]
+    if node is not None and type(node.op).__name__ == "Subtensor":
+        # ``x.shape[k]`` as user code writes it: an integer index into a Shape.
+        idx, src = node.op.idx, node.inputs[0].owner
+        if src is not None and type(src.op).__name__ == "Shape" and len(idx) == 1:
+            kind, k = idx[0][0], idx[0][-1]
+            x = src.inputs[0]
+            if kind == "int" and isinstance(k, int) and -x.ndim <= k < x.ndim:
+                return dims(x)[k]
     return None
 
 
@@ -134,6 +173,13 @@ def _dot(node, var):
     return a[:-1] + (b[:-2] + b[-1:] if len(b) >= 2 else ())
 
 
+def _matmul(node, var):
+    a, b = (dims(x) for x in node.inputs)
+    if len(a) > 2 or len(b) > 2:
+        return None  # batch dims broadcast: keep the result's own symbols
+    return a[:-1] + b[1:]
+
+
 _RULES = {
     "Elemwise": _elemwise,
     "DimShuffle": _dimshuffle,
@@ -143,4 +189,5 @@ _RULES = {
     "Alloc": _from_shape_vector,
     "SumTo": _from_shape_vector,
     "Dot": _dot,
+    "MatMul": _matmul,
 }

@@ -117,7 +117,12 @@ def test_dprint_function_marks_inputs_outputs_shared_and_updates():
     step = fg.shared(np.int64(0), name="step")
     loss = fg.dot(x, w)
     loss.name = "loss"
-    f = fg.function([x], [loss, x * 2], updates=[(w, w - 0.1 * x), (step, step + 1)], mode="py")
+    f = fg.function(
+        [x],
+        [loss, x * 2],
+        updates=[(w, w - 0.1 * x), (step, step + 1)],
+        mode=fg.Mode(exclude=("fusion",)),
+    )
     expected = _lines(
         "Dot [id A] <float64 scalar> 'loss' (output 0)",
         " |x [id B] <float64 vector (3,)> (input 0)",

@@ -1,0 +1,1 @@
+"""The benchmark suite: scripts run as ``python -m benchmarks.<name>`` from the repo root."""
