@@ -127,7 +127,10 @@ class CrossentropyCategorical1Hot(Op):
     """``-log(coding_dist[..., true_dist[...]])``: the cross-entropy of each row of
     probabilities ``coding_dist`` (shape ``(..., k)``) against a class index in
     ``true_dist`` (integers, shape ``(...)``). A class outside ``[0, k)`` raises IndexError
-    when run."""
+    when run. With ``log_input`` the rows are log-probabilities (``-coding_dist[..., i]``),
+    the form stabilization rewrites ``softmax`` cross-entropies into."""
+
+    log_input: bool = False
 
     def make_node(self, coding_dist, true_dist) -> Apply:
         coding, true = as_tensor(coding_dist), as_tensor(true_dist)
@@ -159,8 +162,9 @@ class CrossentropyCategorical1Hot(Op):
         if np.any(bad):
             raise IndexError(f"class index {true[bad][0]} is out of range for {k} classes")
         picked = np.take_along_axis(coding, true.astype(np.intp)[..., None], axis=-1)[..., 0]
+        picked = picked.astype(float_dtype(coding.dtype.name), copy=False)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.asarray(-np.log(picked.astype(float_dtype(coding.dtype.name), copy=False)))
+            return np.asarray(-picked if self.log_input else -np.log(picked))
 
     def vjp(self, inputs, outputs, grads):
         """``-g / p`` at each row's true class and 0 elsewhere (built from a one-hot
@@ -173,6 +177,8 @@ class CrossentropyCategorical1Hot(Op):
             return [None, None]
         k = ops.shape_i(coding, coding.ndim - 1)
         hot = ew.eq(ops.arange(k), ops.expand_dims(true, -1))
+        if self.log_input:
+            return [ew.where(hot, ew.neg(ops.expand_dims(g, -1)), 0), None]
         # Divide by 1 off the true class: p may be 0 there, and 0/0 would not be wanted.
         picked = ew.where(hot, coding, 1)
         return [ew.where(hot, ew.true_div(ew.neg(ops.expand_dims(g, -1)), picked), 0), None]

@@ -246,18 +246,14 @@ def log_sum_exp_to_logsumexp(node, s):
 
 @stabilize.rule(Pattern(CrossentropyCategorical1Hot, (Pattern(Softmax, ("x",), name="sm"), "i")))
 def crossentropy_1hot_of_softmax(node, x, sm, i):
-    """``-log(softmax(x)[..., i])`` → ``-log_softmax(x)[..., i]`` (picked by a one-hot
-    ``where`` and a sum): finite where the picked probability underflows."""
+    """``-log(softmax(x)[..., i])`` → ``-log_softmax(x)[..., i]``: finite where the picked
+    probability underflows (the same op, on log-probabilities, keeps its IndexError for a
+    class out of range)."""
     axis = sm.owner.op.axis
-    if axis != (x.ndim - 1,):
+    if axis != (x.ndim - 1,) or node.op.log_input:
         return None
-    k = ops.shape_i(x, x.ndim - 1)
-    hot = ops.eq(ops.arange(k), ops.expand_dims(i, -1))
-    picked = ops.sum(ops.where(hot, LogSoftmax(axis)(x), 0), axis=-1)
-    # The original op raises IndexError for a class index out of range; so does this
-    # one on a tensor of ones, and it adds -log(1) * 0 = 0 exactly.
-    guard = CrossentropyCategorical1Hot()(ops.ones_like(x, sm.dtype), i)
-    return fit(ops.sub(ops.mul(guard, 0), picked), node.outputs[0], proven=True)
+    picked = CrossentropyCategorical1Hot(log_input=True)(LogSoftmax(axis)(x), i)
+    return fit(picked, node.outputs[0], proven=True)
 
 
 # --------------------------------------------------------------------------- exp ratios
