@@ -96,7 +96,7 @@ def table(results) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--layers", type=int, default=20, help="MLP depth")
     parser.add_argument("--width", type=int, default=256, help="MLP hidden width")
     parser.add_argument("--repeat", type=int, default=5, help="runs per graph (median)")

@@ -46,6 +46,10 @@ class Dot(Op):
         return Apply(self, [a, b], [TensorType(upcast(a.dtype, b.dtype), shape)])
 
     def impl(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            # np.dot documents a 0-d operand as multiplication; its scaling shortcut gives
+            # 0 for 0 * inf, where multiplication (and IEEE) give NaN.
+            return np.asarray(np.multiply(a, b, dtype=upcast(a.dtype.name, b.dtype.name)))
         return np.asarray(np.dot(a, b))
 
     def vjp(self, inputs, outputs, grads):

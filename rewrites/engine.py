@@ -8,7 +8,6 @@ a replacement is itself visited before it stands for the node it replaces.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,8 +22,10 @@ FOLD_LIMIT = 10_000
 #: A pass that performs more rewrites than this is cycling between rules.
 REWRITE_LIMIT = 200_000
 #: A variable whose replacement is rewritten again this many times in a row is caught in
-#: rules that undo each other (caught long before ``REWRITE_LIMIT``).
-CHAIN_LIMIT = 1_000
+#: rules that keep growing the graph. (Rules that undo each other are caught as soon as a
+#: node they rewrote comes back within ``CYCLE_WINDOW`` rewrites in a row.)
+CHAIN_LIMIT = 10_000
+CYCLE_WINDOW = 32
 
 
 class RewriteError(RuntimeError):
@@ -229,8 +230,9 @@ def rewrite(outputs, rules=(), fold=True, merge=True, stats=None):
     seen: dict = {}  # merge key -> outputs of the first node with that key
     constants: dict = {}  # constant signature -> canonical constant
     alias: dict = {}  # variable -> the replacement it waits for
-    depth: dict = {}  # variable made by a rule -> (rewrites in a row that led to it, first node)
-    recent: deque = deque(maxlen=8)  # the last rules applied, to name a cycle
+    # variable made by a rule -> (rewrites in a row that led to it, the first node rewritten,
+    # the chain of those rewrites as nested ((op, input ids), rule name, parent) tuples)
+    depth: dict = {}
     stack = list(reversed(outputs))
     count = 0
     while stack:
@@ -272,19 +274,21 @@ def rewrite(outputs, rules=(), fold=True, merge=True, stats=None):
             replacement, why = _visit(new_outs[0].owner, index, fold)
             if replacement is not None:
                 count += 1
-                recent.append(why)
                 if stats is not None:
                     stats[why] = stats.get(why, 0) + 1
                 check_type(node.outputs[0], replacement, why)
-                level, origin = depth.get(var, (0, node))
-                if count > REWRITE_LIMIT or level >= CHAIN_LIMIT:
-                    rules_named = ", ".join(repr(r) for r in dict.fromkeys(recent))
+                level, origin, chain = depth.get(var, (0, node, None))
+                chain = ((op, tuple(map(id, inputs))), why, chain)
+                cycle = _cycle(chain)
+                if cycle or count > REWRITE_LIMIT or level >= CHAIN_LIMIT:
+                    rules_named = ", ".join(repr(r) for r in dict.fromkeys(cycle or [why]))
                     raise RewriteError(
                         f"rewrites do not converge: rules {rules_named} keep rewriting "
                         f"{origin.outputs[0]} (built at {origin.trace})"
                     )
                 forbidden = {var, *node.outputs, *new_outs}
-                _mark_new(replacement, memo, alias, forbidden, depth, (level + 1, origin), why)
+                mark = (level + 1, origin, chain)
+                _mark_new(replacement, memo, alias, forbidden, depth, mark, why)
                 alias[var] = replacement
                 continue
             if key is not None:
@@ -296,10 +300,26 @@ def rewrite(outputs, rules=(), fold=True, merge=True, stats=None):
     return [memo[v] for v in outputs]
 
 
-def _mark_new(replacement, memo, alias, forbidden, depth, level, why):
-    """Record ``level`` (rewrites in a row, first node rewritten) for the variables a rule
-    just made (those not yet final). Refuse a replacement that contains the variable it
-    replaces (or one waiting for it): the walk would never end."""
+def _cycle(chain):
+    """The rule names of a cycle if the node just rewritten (the head of ``chain``) equals
+    one rewritten before it in a row: rules are functions of the node, so rewriting it
+    again would lead back here forever. Else None."""
+    key, why, link = chain
+    names = [why]
+    for _ in range(CYCLE_WINDOW):
+        if link is None:
+            return None
+        earlier, name, link = link
+        names.append(name)
+        if earlier == key:
+            return names[::-1]
+    return None
+
+
+def _mark_new(replacement, memo, alias, forbidden, depth, mark, why):
+    """Record ``mark`` (rewrites in a row, first node rewritten, chain) for the variables a
+    rule just made (those not yet final). Refuse a replacement that contains the variable
+    it replaces (or one waiting for it): the walk would never end."""
     todo, visited = [replacement], set()
     while todo:
         v = todo.pop()
@@ -310,7 +330,7 @@ def _mark_new(replacement, memo, alias, forbidden, depth, level, why):
                 f"rewrite {why!r} returned a graph that contains the variable it replaces"
             )
         visited.add(v)
-        depth[v] = level
+        depth[v] = mark
         if v.owner is not None:
             todo.extend(v.owner.inputs)
 
@@ -358,6 +378,6 @@ def check_type(old: Variable, new: Variable, why: str) -> None:
     ok = ok and all(a is None or a == b for a, b in zip(old.type.shape, new.type.shape))
     if not ok:
         raise RewriteError(
-            f"rewrite {why!r} changed {old} from {old.type} {fmt_shape(old.type.shape)} to "
-            f"{new.type} {fmt_shape(new.type.shape)}"
+            f"rewrite {why!r} changed {old} from {old.dtype} {fmt_shape(old.type.shape)} to "
+            f"{new.dtype} {fmt_shape(new.type.shape)}"
         )

@@ -1,16 +1,35 @@
-"""Vectorisable transcendental functions for Numba: branch-free scalar kernels (range
-reduction + minimax polynomials, exponent arithmetic through bit casts) that LLVM can
-auto-vectorise when they are inlined into a loop, unlike calls to the scalar libm."""
+"""Vectorisable transcendental functions for Numba: branch-free scalar kernels, within 1 ulp
+and NumPy's special-value behaviour, that LLVM auto-vectorises once they are inlined into a
+loop (calls to the scalar libm block vectorisation)."""
+
+# Use: ``<name>_f64`` / ``<name>_f32`` for name in NAMES are njit(inline="always") functions,
+# also reachable as FUNCTIONS[name][dtype name] and, in njit code, as the dtype-generic
+# ``<name>``. Method: Cody-Waite reduction with split constants, Remez minimax polynomials
+# evaluated with llvm.fmuladd, exponent arithmetic through bit casts, selects, no branches.
+# The coefficients come from the Remez scripts in backends/numba/fitting/ (mpmath).
+# float32 is computed in float64 with shorter polynomials and rounded once (< 0.51 ulp).
+#
+# Kernels must use error_model="numpy": the Python error model checks every division, which
+# stops vectorisation. fastmath may hold "contract" and "afn", but not "reassoc" (it folds
+# the rounding tricks and compensated sums), "arcp" (2-ulp errors) or "nnan"/"ninf"/"nsz".
+#
+# sin/cos/tan reduce |x| < TRIG_LIMIT = 2**26 to within an ulp and return NaN beyond. A slow
+# path inside the element function would stop vectorisation (an opaque call) or, through the
+# speculatable llvm.sin, run libm on every lane; so it belongs to the kernel: OR
+# trig_needs_slow_path(arg) into a flag in the vectorised loop and, when it is set,
+# recompute the flagged elements with math.sin etc. in a second, scalar loop.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 
 import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 # ----------------------------------------------------------------------------------------
 # Bit casts
@@ -45,7 +64,34 @@ def _f64(typingctx, i):
     return None
 
 
+#: Changes whenever this file does. Numba's cache does not track inlined callees, so code
+#: generators should embed it in kernel source to keep cached machine code from going stale.
+SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
 _jit = numba.njit(inline="always")
+
+
+def _coeffs(text):
+    """A tuple of the float literals in ``text`` (a compact way to write coefficients)."""
+    return tuple(float(v) for v in text.split())
+
+
+@intrinsic
+def _select(typingctx, cond, a, b):
+    """``a if cond else b`` as one LLVM ``select``: no branch, nothing for the vectoriser
+    to if-convert (and fewer blocks for Numba to compile)."""
+    if isinstance(cond, types.Boolean):
+        ty = typingctx.unify_types(a, b)
+        if isinstance(ty, (types.Float, types.Integer)):
+
+            def codegen(context, builder, sig, args):
+                av = context.cast(builder, args[1], a, ty)
+                bv = context.cast(builder, args[2], b, ty)
+                return builder.select(args[0], av, bv)
+
+            return ty(cond, a, b), codegen
+    return None
+
 
 # ----------------------------------------------------------------------------------------
 # float64 constants
@@ -61,74 +107,39 @@ _SQRT_HALF_BITS = 0x3FE6A09E667F3BCD
 _TINY = 2.2250738585072014e-308  # smallest normal float64
 
 # exp(r) = 1 + r + r**2 * P(r) on |r| <= 1.01 * ln(2) / 2 (Remez, rel. error 4e-18)
-_EXP_P = (
-    0.5000000000000012,
-    0.16666666666666385,
-    0.04166666666651915,
-    0.008333333333507659,
-    0.001388888894691993,
-    0.00019841269486167685,
-    2.4801489352274887e-05,
-    2.7557597180154805e-06,
-    2.763168735060401e-07,
-    2.499899500371943e-08,
+_EXP_P = _coeffs(
+    "0.5000000000000012 0.16666666666666385 0.04166666666651915 0.008333333333507659 "
+    "0.001388888894691993 0.00019841269486167685 2.4801489352274887e-05 "
+    "2.7557597180154805e-06 2.763168735060401e-07 2.499899500371943e-08"
 )
 # expm1(r) = r + r**2 * P(r), same interval, rel. error 3e-18
-_EXPM1_P = (
-    0.5000000000000001,
-    0.1666666666666667,
-    0.04166666666665111,
-    0.008333333333325565,
-    0.0013888888896005712,
-    0.00019841269876804337,
-    2.4801574024847775e-05,
-    2.755725289882649e-06,
-    2.756813816602346e-07,
-    2.5106251043335047e-08,
-    1.7688182876181336e-09,
+_EXPM1_P = _coeffs(
+    "0.5000000000000001 0.1666666666666667 0.04166666666665111 0.008333333333325565 "
+    "0.0013888888896005712 0.00019841269876804337 2.4801574024847775e-05 "
+    "2.755725289882649e-06 2.756813816602346e-07 2.5106251043335047e-08 "
+    "1.7688182876181336e-09"
 )
 # log1p(f) = 2 atanh(s), s = f / (2 + f): (2 atanh(s) - 2 s) / s = z * P(z), z = s**2,
 # |s| <= 1.001 * (3 - 2 sqrt(2)) (Remez, rel. error 1e-18)
-_LOG_P = (
-    0.6666666666666735,
-    0.399999999994092,
-    0.28571428743765637,
-    0.22222198416375055,
-    0.18183573232944045,
-    0.15313804237661757,
-    0.14798590609859294,
+_LOG_P = _coeffs(
+    "0.6666666666666735 0.399999999994092 0.28571428743765637 0.22222198416375055 "
+    "0.18183573232944045 0.15313804237661757 0.14798590609859294"
 )
 # sin(r) = r + r * z * P(z) and cos(r) = 1 - z / 2 + z**2 * Q(z), z = r**2, on
 # |r| <= 1.001 * pi / 4 (Remez, rel. errors 4e-18 and 2e-19)
-_SIN_P = (
-    -0.1666666666666663,
-    0.008333333333322005,
-    -0.00019841269829495482,
-    2.7557313587616264e-06,
-    -2.5050742307534794e-08,
-    1.5895904723782227e-10,
+_SIN_P = _coeffs(
+    "-0.1666666666666663 0.008333333333322005 -0.00019841269829495482 2.7557313587616264e-06 "
+    "-2.5050742307534794e-08 1.5895904723782227e-10"
 )
-_COS_P = (
-    0.04166666666666665,
-    -0.0013888888888882636,
-    2.4801587294465025e-05,
-    -2.755731568324949e-07,
-    2.0875889333287553e-09,
-    -1.1367511336274246e-11,
+_COS_P = _coeffs(
+    "0.04166666666666665 -0.0013888888888882636 2.4801587294465025e-05 -2.755731568324949e-07 "
+    "2.0875889333287553e-09 -1.1367511336274246e-11"
 )
 # arctan(u) = u + u * z * P(z), z = u**2, |u| <= 1.001 * tan(pi/8) (Remez, rel. error 1e-18)
-_ATAN_P = (
-    -0.3333333333333319,
-    0.19999999999952386,
-    -0.1428571428007559,
-    0.1111111077741986,
-    -0.09090897584311404,
-    0.07692057133733182,
-    -0.06663069040229394,
-    0.058476344752289716,
-    -0.0503815528706848,
-    0.03803531280080312,
-    -0.01787511896532434,
+_ATAN_P = _coeffs(
+    "-0.3333333333333319 0.19999999999952386 -0.1428571428007559 0.1111111077741986 "
+    "-0.09090897584311404 0.07692057133733182 -0.06663069040229394 0.058476344752289716 "
+    "-0.0503815528706848 0.03803531280080312 -0.01787511896532434"
 )
 _TAN_PIO8 = 0.41421356237309503
 _TAN_3PIO8 = 2.414213562373095
@@ -142,34 +153,99 @@ _INVLN10_HI = 0.4342944818781689
 _INVLN10_LO = 2.5082946711645275e-11
 _LOG10_2_HI = 0.3010299955494702  # 32 bits
 _LOG10_2_LO = 1.1451100898021838e-10
-# pi/2 in four parts; the first three have 29 bits so that q * part is exact for |q| < 2**24
+# erf(x) = x + x * P(x**2) on |x| <= 0.84 (Remez, rel. error 9e-18)
+_ERF_P = _coeffs(
+    "0.12837916709551256 -0.37612638903183404 0.11283791670935746 -0.02686617064088103 "
+    "0.005223977577511199 -0.0008548323861561032 0.00012055202538643308 "
+    "-1.4922179817853286e-05 1.6402408018367005e-06 -1.5720155992893041e-07 "
+    "1.0744124856016933e-08"
+)
+# erfc(a) * exp(a**2) = Q(t), t = (a - 3) / (a + 3), 0.84 <= a <= 6 (Remez; the error of
+# erf relative to erf is 2e-18, and that of erfc relative to erfc at most 2e-15 so that erf
+# reaches 1 at the right argument)
+_ERFC_Q = _coeffs(
+    "0.17900115118138968 -0.3262335600430277 0.2456038017124261 -0.15011593650193905 "
+    "0.07166583718955281 -0.02439249927982476 0.004269136636722224 0.000707746055386101 "
+    "-0.0005970670515967272 4.525288075581983e-05 6.409580572579911e-05 "
+    "-1.2797466343942361e-05 -8.080399355092012e-06 1.8043537688739572e-06 "
+    "1.1421868100009805e-06"
+)
+# pi/2 in four parts; the first three have at most 27 bits, so q * part is exact for
+# |q| < 2**26, and the sum carries 141 bits of pi/2.
 _PIO2_A = 1.570796325802803
-_PIO2_B = 9.920935774287987e-10
-_PIO2_C = 2.2517417706346578e-18
-_PIO2_D = 3.5215598651832e-27
+_PIO2_B = 9.920935739593517e-10
+_PIO2_C = 5.721188709663575e-18
+_PIO2_D = 1.6446256936324258e-26
+#: sin, cos and tan are computed in vectorisable code for |x| < TRIG_LIMIT and are NaN
+#: beyond it: such arguments need the scalar slow path (see ``trig_needs_slow_path``).
+TRIG_LIMIT = 2.0**26
 _TWO_OVER_PI = 0.6366197723675814
-_SIN_LIMIT = 2.0**24  # |x| below which the Cody-Waite reduction is accurate
 
 
-@_jit
-def _horner(x, c):
-    """c[0] + c[1] * x + ... + c[-1] * x**(len(c) - 1), fully unrolled by LLVM."""
-    acc = c[len(c) - 1]
-    for i in range(len(c) - 2, -1, -1):
-        acc = acc * x + c[i]
-    return acc
+@intrinsic
+def _horner(typingctx, x, c):
+    """c[0] + c[1] * x + ... + c[-1] * x**(len(c) - 1) for a tuple ``c`` of constants, by
+    Horner's rule with ``llvm.fmuladd`` (fused where the CPU has FMA)."""
+    if isinstance(x, types.Float) and isinstance(c, types.UniTuple) and c.dtype == x:
+
+        def codegen(context, builder, sig, args):
+            xv, cv = args
+            fnty = ir.FunctionType(xv.type, [xv.type] * 3)
+            fma = builder.module.declare_intrinsic("llvm.fmuladd", [xv.type], fnty)
+            acc = builder.extract_value(cv, c.count - 1)
+            for i in range(c.count - 2, -1, -1):
+                acc = builder.call(fma, [acc, xv, builder.extract_value(cv, i)])
+            return acc
+
+        return x(x, c), codegen
+    return None
 
 
-@_jit
-def _pow2(k):
-    """2.0**k for integer -1022 <= k <= 1023."""
-    return _f64((k + 1023) << 52)
+@intrinsic
+def _pow2(typingctx, k):
+    """2.0**k for an integer -1022 <= k <= 1023 (exponent bits, no conversion)."""
+    if isinstance(k, types.Integer):
+
+        def codegen(context, builder, sig, args):
+            i64 = ir.IntType(64)
+            v = context.cast(builder, args[0], k, types.int64)
+            v = builder.shl(builder.add(v, ir.Constant(i64, 1023)), ir.Constant(i64, 52))
+            return builder.bitcast(v, ir.DoubleType())
+
+        return types.float64(k), codegen
+    return None
 
 
-@_jit
-def _int_to_f64(k):
-    """float(k) for |k| < 2**51 without a (slow without AVX-512) int64 -> float64 convert."""
-    return _f64(k + _SHIFT_BITS) - _SHIFT
+@intrinsic
+def _int_to_f64(typingctx, k):
+    """float(k) for an integer |k| < 2**51, through the bits of 2**52 + 2**51 + k (x86 has
+    no vector int64 -> float64 conversion before AVX-512DQ)."""
+    if isinstance(k, types.Integer):
+
+        def codegen(context, builder, sig, args):
+            v = context.cast(builder, args[0], k, types.int64)
+            v = builder.add(v, ir.Constant(ir.IntType(64), _SHIFT_BITS))
+            v = builder.bitcast(v, ir.DoubleType())
+            return builder.fsub(v, ir.Constant(ir.DoubleType(), _SHIFT))
+
+        return types.float64(k), codegen
+    return None
+
+
+@intrinsic
+def _flip(typingctx, y, k):
+    """y with its sign flipped when bit 1 of the integer k is set (quadrants 2 and 3)."""
+    if y == types.float64 and isinstance(k, types.Integer):
+
+        def codegen(context, builder, sig, args):
+            i64 = ir.IntType(64)
+            kv = context.cast(builder, args[1], k, types.int64)
+            mask = builder.shl(builder.and_(kv, ir.Constant(i64, 2)), ir.Constant(i64, 62))
+            v = builder.xor(builder.bitcast(args[0], i64), mask)
+            return builder.bitcast(v, ir.DoubleType())
+
+        return y(y, k), codegen
+    return None
 
 
 # ----------------------------------------------------------------------------------------
@@ -177,11 +253,11 @@ def _int_to_f64(k):
 
 
 @_jit
-def exp_f64(x):
-    """exp(x) for float64."""
+def _exp_hilo(x):
+    """exp(x) as (y, y_lo): y is the rounded result, y_lo an estimate of exp(x) - y."""
     # Clamping keeps the exponent arithmetic in range; NaN falls through both selects.
-    xc = 710.0 if x > 710.0 else x
-    xc = -746.0 if xc < -746.0 else xc
+    xc = _select(x > 710.0, 710.0, x)
+    xc = _select(xc < -746.0, -746.0, xc)
     kf = np.rint(xc * _LOG2E)
     k = _bits64(kf + _SHIFT) - _SHIFT_BITS
     hi = xc - kf * _LN2_HI
@@ -189,17 +265,27 @@ def exp_f64(x):
     r = hi - lo
     c = (hi - r) - lo  # rounding error of r: exp(r + c) ~ exp(r) * (1 + c)
     h = 1.0 + r
-    p = h + (((1.0 - h) + r) + ((r * r) * _horner(r, _EXP_P) + c))  # Fast2Sum of 1 + r
+    tail = ((1.0 - h) + r) + ((r * r) * _horner(r, _EXP_P) + c)  # Fast2Sum of 1 + r
+    p = h + tail
+    p_lo = (h - p) + tail
     # Two factors so that 2**k may overflow or be subnormal; the last product rounds once.
     k1 = k >> 1
-    return (p * _pow2(k1)) * _pow2(k - k1)
+    s1 = _pow2(k1)
+    s2 = _pow2(k - k1)
+    return (p * s1) * s2, (p_lo * s1) * s2
 
 
 @_jit
-def expm1_f64(x):
-    """exp(x) - 1 for float64, accurate near 0."""
-    xc = 710.0 if x > 710.0 else x
-    xc = -50.0 if xc < -50.0 else xc
+def exp_f64(x):
+    """exp(x) for float64."""
+    return _exp_hilo(x)[0]
+
+
+@_jit
+def _expm1_hilo(x):
+    """exp(x) - 1 as (y, y_lo): y is the rounded result, y_lo an estimate of the rest."""
+    xc = _select(x > 710.0, 710.0, x)
+    xc = _select(xc < -50.0, -50.0, xc)
     kf = np.rint(xc * _LOG2E)
     k = _bits64(kf + _SHIFT) - _SHIFT_BITS
     hi = xc - kf * _LN2_HI
@@ -208,23 +294,37 @@ def expm1_f64(x):
     c = (hi - r) - lo  # rounding error of r: expm1(r + c) ~ expm1(r) + c * exp(r)
     p = (r * r) * _horner(r, _EXPM1_P)  # expm1(r) = r + p
     tail = p + c * (1.0 + (r + p))
-    # exp(x) - 1 = 2 * ((s - 1/2) + s * expm1(r)) with s = 2**(k-1); s - 1/2 and s * r are
-    # exact and their sum is kept as h + lo (Fast2Sum: |s - 1/2| >= |s * r| unless s = 1/2).
+    # exp(x) - 1 = 2 * ((s - 1/2) + s * expm1(r)) with s = 2**(k-1). s * r is exact, s - 1/2
+    # is a + a_lo (exact below k = -53), and (s - 1/2) + s * r is h + lo (Fast2Sum:
+    # |s - 1/2| >= |s * r| unless s = 1/2, where the sum is exact anyway).
     s = _pow2(k - 1)
     a = s - 0.5
+    a_lo = (-0.5 - a) + s
     b = s * r
     h = a + b
     lo = (a - h) + b
-    y = 2.0 * (h + (lo + s * tail))
-    return x if abs(x) < 2.0**-54 else y
+    rest = (lo + a_lo) + s * tail
+    y = h + rest
+    y_lo = (h - y) + rest  # Fast2Sum: rest is below an ulp of h
+    tiny = abs(x) < 2.0**-54  # expm1(x) rounds to x (and keeps the sign of zero)
+    return _select(tiny, x, 2.0 * y), _select(tiny, 0.0, 2.0 * y_lo)
 
 
 @_jit
-def _log_reduce(ix):
-    """Split positive normal float bits ``ix`` as 2**e * m, m in [sqrt(1/2), sqrt(2))."""
+def expm1_f64(x):
+    """exp(x) - 1 for float64, accurate near 0."""
+    return _expm1_hilo(x)[0]
+
+
+@_jit
+def _log_reduce(x):
+    """(e, f) with x = 2**e * (1 + f), 1 + f in [sqrt(1/2), sqrt(2)) and e integer-valued,
+    for positive normal or subnormal x."""
+    sub = x < _TINY  # subnormal: scale into the normal range first
+    ix = _bits64(_select(sub, x * 18014398509481984.0, x))
     e = (ix - _SQRT_HALF_BITS) >> 52
-    m = _f64(ix - (e << 52))
-    return e, m
+    f = _f64(ix - (e << 52)) - 1.0  # exact
+    return _int_to_f64(_select(sub, e - 54, e)), f
 
 
 @_jit
@@ -239,20 +339,15 @@ def _log1p_kernel(f):
 @_jit
 def _log_specials(x, y):
     """Fix up log-like results: NaN for x < 0, -inf at 0, inf at inf, NaN stays NaN."""
-    y = y if x < _INF else x
-    y = _NAN if x < 0.0 else y
-    return -_INF if x == 0.0 else y
+    y = _select(x < _INF, y, x)
+    y = _select(x < 0.0, _NAN, y)
+    return _select(x == 0.0, -_INF, y)
 
 
 @_jit
 def log_f64(x):
     """Natural logarithm for float64."""
-    sub = x < _TINY  # subnormal: scale into the normal range first
-    xs = x * 18014398509481984.0 if sub else x
-    e, m = _log_reduce(_bits64(xs))
-    e = e - 54 if sub else e
-    ef = _int_to_f64(e)
-    f = m - 1.0
+    ef, f = _log_reduce(x)
     hfsq, t = _log1p_kernel(f)
     y = ef * _LN2_HI + (f - (hfsq - (t + ef * _LN2_LO)))
     return _log_specials(x, y)
@@ -263,31 +358,29 @@ def log1p_f64(x):
     """log(1 + x) for float64, accurate near 0."""
     u = 1.0 + x
     # c = (1 + x) - u exactly (Sterbenz), so that 1 + x = u + c.
-    c = (1.0 - (u - x)) if x > 1.0 else (x - (u - 1.0))
-    e, m = _log_reduce(_bits64(u))
+    c = _select(x > 1.0, 1.0 - (u - x), x - (u - 1.0))
+    iu = _bits64(u)
+    e = (iu - _SQRT_HALF_BITS) >> 52
+    m = _f64(iu - (e << 52))
     # m - 1 is exact; adding c * 2**-e makes f the (rounded) reduced argument of 1 + x.
     # (c * 2**-e is negligible for large e, where the clamp keeps 2**-e finite.)
-    f = (m - 1.0) + c * _pow2(-e if e < 1000 else -1000)
+    f = (m - 1.0) + c * _pow2(_select(e < 1000, -e, -1000))
     ef = _int_to_f64(e)
     hfsq, t = _log1p_kernel(f)
     y = ef * _LN2_HI + (f - (hfsq - (t + ef * _LN2_LO)))
     y = _log_specials(x + 1.0, y)
-    return x if abs(x) < 2.0**-54 else y
+    return _select(abs(x) < 2.0**-54, x, y)
 
 
 @_jit
 def _log_parts(x):
     """(ef, hi, lo) with log(x) = ef * ln(2) + hi + lo for positive normal or subnormal x,
     ef integer-valued and hi holding at most 21 significant bits."""
-    sub = x < _TINY
-    xs = x * 18014398509481984.0 if sub else x
-    e, m = _log_reduce(_bits64(xs))
-    e = e - 54 if sub else e
-    f = m - 1.0
+    ef, f = _log_reduce(x)
     hfsq, t = _log1p_kernel(f)
     hi = _f64(_bits64(f - hfsq) & -4294967296)  # clear the low 32 bits
     lo = ((f - hi) - hfsq) + t
-    return _int_to_f64(e), hi, lo
+    return ef, hi, lo
 
 
 @_jit
@@ -317,13 +410,12 @@ def log10_f64(x):
 def _sincos_reduced(x):
     """(q, sin(r), cos(r)) with x = q * pi/2 + r, |r| <= pi/4 and q integer-valued.
 
-    The reduction is a double-double Cody-Waite one, accurate for |x| < 2**24 (q * part
-    is exact for the first three parts of pi/2)."""
+    The reduction is a double-double Cody-Waite one, accurate for |x| < TRIG_LIMIT."""
     q = np.rint(x * _TWO_OVER_PI)
     a = x - q * _PIO2_A  # exact (Sterbenz)
     b = q * _PIO2_B
     h = a - b
-    lo = (a - h) - b if abs(a) >= abs(b) else (-b - h) + a  # Fast2Sum error of a - b
+    lo = _select(abs(a) >= abs(b), (a - h) - b, (-b - h) + a)  # Fast2Sum error of a - b
     c = q * _PIO2_C
     h2 = h - c
     lo = lo + ((h - h2) - c) - q * _PIO2_D
@@ -341,9 +433,11 @@ def _sincos_reduced(x):
 
 
 @_jit
-def _flip(y, k):
-    """y with its sign flipped when bit 1 of the integer k is set (quadrants 2 and 3)."""
-    return _f64(_bits64(y) ^ ((k & 2) << 62))
+def trig_needs_slow_path(x):
+    """Whether sin/cos/tan of the finite float ``x`` is beyond TRIG_LIMIT, where the
+    vectorisable functions return NaN and ``math.sin`` etc. must be used instead."""
+    a = abs(x)
+    return (a >= TRIG_LIMIT) & (a < _INF)  # & rather than a chained "and": no branch
 
 
 @_jit
@@ -351,8 +445,9 @@ def sin_f64(x):
     """Sine for float64."""
     q, s, s_lo, c, c_lo = _sincos_reduced(x)
     k = _bits64(q + _SHIFT)
-    y = _flip(c if k & 1 else s, k)
-    return x if abs(x) < 2.0**-26 else y
+    y = _flip(_select((k & 1) != 0, c, s), k)
+    y = _select(abs(x) < TRIG_LIMIT, y, _NAN)
+    return _select(abs(x) < 2.0**-26, x, y)
 
 
 @_jit
@@ -360,19 +455,23 @@ def cos_f64(x):
     """Cosine for float64."""
     q, s, s_lo, c, c_lo = _sincos_reduced(x)
     k = _bits64(q + _SHIFT)
-    return _flip(s if k & 1 else c, k + 1)
+    y = _flip(_select((k & 1) != 0, s, c), k + 1)
+    return _select(abs(x) < TRIG_LIMIT, y, _NAN)
 
 
 @_jit
 def tan_f64(x):
     """Tangent for float64."""
     q, s, s_lo, c, c_lo = _sincos_reduced(x)
-    odd = _bits64(q + _SHIFT) & 1
-    num, num_lo = (-c, -c_lo) if odd else (s, s_lo)
-    den, den_lo = (s, s_lo) if odd else (c, c_lo)
+    odd = (_bits64(q + _SHIFT) & 1) != 0
+    num = _select(odd, -c, s)
+    num_lo = _select(odd, -c_lo, s_lo)
+    den = _select(odd, s, c)
+    den_lo = _select(odd, s_lo, c_lo)
     t = num / den
     y = t + (num_lo - t * den_lo) / den  # (num + num_lo) / (den + den_lo) to first order
-    return x if abs(x) < 2.0**-27 else y
+    y = _select(abs(x) < TRIG_LIMIT, y, _NAN)
+    return _select(abs(x) < 2.0**-27, x, y)
 
 
 @_jit
@@ -382,11 +481,11 @@ def arctan_f64(x):
     a = abs(x)
     big = a > _TAN_3PIO8
     mid = a > _TAN_PIO8
-    num = -1.0 if big else (a - 1.0 if mid else a)
-    den = a if big else (a + 1.0 if mid else 1.0)
+    num = _select(big, -1.0, _select(mid, a - 1.0, a))
+    den = _select(big, a, _select(mid, a + 1.0, 1.0))
     u = num / den
-    base_hi = _PIO2_HI if big else (_PIO4_HI if mid else 0.0)
-    base_lo = _PIO2_LO if big else (_PIO4_LO if mid else 0.0)
+    base_hi = _select(big, _PIO2_HI, _select(mid, _PIO4_HI, 0.0))
+    base_lo = _select(big, _PIO2_LO, _select(mid, _PIO4_LO, 0.0))
     z = u * u
     y = base_hi + (u + (base_lo + (u * z) * _horner(z, _ATAN_P)))
     return math.copysign(y, x)
@@ -396,24 +495,332 @@ def arctan_f64(x):
 def tanh_f64(x):
     """Hyperbolic tangent for float64."""
     a = abs(x)
-    em = expm1_f64(2.0 * (a if a < 20.0 else 20.0))  # tanh(20) rounds to 1
+    em, em_lo = _expm1_hilo(2.0 * _select(a > 20.0, 20.0, a))  # tanh(20) rounds to 1
     d = em + 2.0
-    d_lo = (2.0 - d) + em if em < 2.0 else (em - d) + 2.0  # Fast2Sum error of em + 2
+    d_lo = _select(em < 2.0, (2.0 - d) + em, (em - d) + 2.0) + em_lo  # em + 2 = d + d_lo
+    q = d_lo / d
     t = em / d
-    return math.copysign(t - t * (d_lo / d), x)  # em / (d + d_lo) to first order
+    # (em + em_lo) / (d + d_lo) to first order; for larger a, 1 - 2 / (d + d_lo) rounds
+    # once near 1 (and saturates exactly where tanh does).
+    y = _select(a > 0.75, 1.0 - (2.0 / d) * (1.0 - q), t + (em_lo - t * d_lo) / d)
+    return math.copysign(y, x)
 
 
 @_jit
 def sigmoid_f64(x):
     """Logistic sigmoid 1 / (1 + exp(-x)) for float64, without overflow."""
-    e = exp_f64(-abs(x))
+    e, e_lo = _exp_hilo(-abs(x))
     d = 1.0 + e
-    d_lo = (1.0 - d) + e  # Fast2Sum error of 1 + e
-    t = (1.0 if x >= 0.0 else e) / d
-    return t - t * (d_lo / d)  # n / (d + d_lo) to first order
+    d_lo = ((1.0 - d) + e) + e_lo  # 1 + exp(-|x|) = d + d_lo
+    t = e / d
+    v = t + (e_lo - t * d_lo) / d  # sigmoid(-|x|) = (e + e_lo) / (d + d_lo), first order
+    return _select(x >= 0.0, 1.0 - v, v)
 
 
 @_jit
 def softplus_f64(x):
     """log(1 + exp(x)) for float64, without overflow."""
-    return log1p_f64(exp_f64(-abs(x))) + (x if x > 0.0 else 0.0)
+    e, e_lo = _exp_hilo(-abs(x))
+    # log1p(e + e_lo) ~ log1p(e) + e_lo / (1 + e); a rough 1 / (1 + e) is enough there
+    return (log1p_f64(e) + e_lo * (1.0 - 0.5 * e)) + _select(x > 0.0, x, 0.0)
+
+
+@_jit
+def erf_f64(x):
+    """Error function for float64."""
+    small = x + x * _horner(x * x, _ERF_P)
+    a = abs(x)
+    a = _select(a > 6.0, 6.0, a)  # erf(6) rounds to 1
+    # a**2 = sq + sq_lo exactly (Dekker: a_hi has 26 bits), and exp(-sq - sq_lo) ~
+    # exp(-sq) * (1 - sq_lo): erfc keeps its relative accuracy up to a = 6.
+    a_hi = _f64(_bits64(a) & -134217728)
+    a_lo = a - a_hi
+    sq = a * a
+    sq_lo = ((a_hi * a_hi - sq) + 2.0 * a_hi * a_lo) + a_lo * a_lo
+    q = _horner((a - 3.0) / (a + 3.0), _ERFC_Q)
+    erfc = exp_f64(-sq) * (q - q * sq_lo)
+    return _select(a < 0.84, small, math.copysign(1.0 - erfc, x))
+
+
+# ----------------------------------------------------------------------------------------
+# float32: float64 arithmetic with polynomials sized for float32. Before the final rounding
+# the relative error is below 2**-32, so results are within 0.51 ulp; float32 subnormals,
+# overflow and underflow all come from that one float64 -> float32 rounding.
+
+# Remez fits on the same intervals as the float64 ones (relative errors in the comments)
+_EXP32_P = _coeffs(  # 2**-34
+    "0.5000000071671608 0.1666666582009114 0.0416662803261746 0.008333503756100749 "
+    "0.0013945752237712451 0.0001978926123479094"
+)
+_EXPM1_32_P = _coeffs(  # 2**-34
+    "0.5000000011082646 0.16666666722038867 0.0416665941772222 0.00833329712628225 "
+    "0.0013900712196245307 0.00019900403026329965 1.9324181809754575e-05"
+)
+_LOG32_P = _coeffs(  # 2**-37
+    "0.6666666564033549 0.4000033658893692 0.28537206631759976 0.23584305872689526"
+)
+_SIN32_P = _coeffs(  # 2**-37
+    "-0.16666666640588215 0.008333329280525444 -0.0001983930441568401 2.718046472751257e-06"
+)
+_COS32_P = _coeffs("0.041666645554476606 -0.0013887309866919117 2.4432413012130676e-05")  # 2**-33
+_ATAN32_P = _coeffs(  # 2**-35
+    "-0.3333333248988348 0.19999903034665892 -0.14281981395376783 0.11044348731508598 "
+    "-0.08474265429140182 0.04739728803802256"
+)
+_ERF32_P = _coeffs(  # 2**-33
+    "0.12837916696548027 -0.3761263713045511 0.11283751875034206 -0.02686279537169593 "
+    "0.0052102277717862985 -0.0008256887696733719 8.899890026857596e-05"
+)
+_ERFC32_Q = _coeffs(  # on 0.84 <= a <= 4 (2**-34 relative to erf, 4e-8 relative to erfc)
+    "0.17900115773326858 -0.32623356074607707 0.2456024477645164 -0.15012161715615766 "
+    "0.07170118018197436 -0.024076901196075917 0.0051785713509885185 0.0018967108206778367"
+)
+_LN2 = 0.6931471805599453
+_INVLN2 = 1.4426950408889634
+_INVLN10 = 0.43429448190325176
+_LOG10_2 = 0.3010299956639812
+
+
+@_jit
+def _exp32(x):
+    """exp(x) in float64 to 2**-33 for float32-sized arguments."""
+    xc = _select(x > 90.0, 90.0, x)  # beyond float32's range either way; NaN passes
+    xc = _select(xc < -110.0, -110.0, xc)
+    kf = np.rint(xc * _LOG2E)
+    r = xc - kf * _LN2
+    p = 1.0 + (r + (r * r) * _horner(r, _EXP32_P))
+    return p * _pow2(_bits64(kf + _SHIFT) - _SHIFT_BITS)
+
+
+@_jit
+def _expm1_32(x):
+    """exp(x) - 1 in float64 to 2**-33 relative, for float32-sized arguments."""
+    xc = _select(x > 90.0, 90.0, x)
+    xc = _select(xc < -20.0, -20.0, xc)  # expm1(-20) rounds to -1 in float32
+    kf = np.rint(xc * _LOG2E)
+    r = xc - kf * _LN2
+    em = r + (r * r) * _horner(r, _EXPM1_32_P)
+    s = _pow2(_bits64(kf + _SHIFT) - _SHIFT_BITS)
+    return _select(x == 0.0, x, s * em + (s - 1.0))  # keeps the sign of zero
+
+
+@_jit
+def _log1p32(f):
+    """log(1 + f) in float64 to 2**-37 relative, for f in [sqrt(1/2) - 1, sqrt(2) - 1]."""
+    s = f / (2.0 + f)
+    z = s * s
+    return s * (2.0 + z * _horner(z, _LOG32_P))
+
+
+@_jit
+def _log32(x):
+    """(e, log(m)) with x = 2**e * m, m in [sqrt(1/2), sqrt(2)), for positive normal
+    float64 x (every float32 is one)."""
+    ix = _bits64(x)
+    e = (ix - _SQRT_HALF_BITS) >> 52
+    return _int_to_f64(e), _log1p32(_f64(ix - (e << 52)) - 1.0)
+
+
+@_jit
+def _log1p_core32(x):
+    """log(1 + x) in float64 to 2**-36 relative, for float64 x > -1."""
+    u = 1.0 + x
+    iu = _bits64(u)
+    e = (iu - _SQRT_HALF_BITS) >> 52
+    f = _select(e == 0, x, _f64(iu - (e << 52)) - 1.0)  # 1 + x may round; x may not
+    y = _int_to_f64(e) * _LN2 + _log1p32(f)
+    y = _log_specials(u, y)
+    return _select(x == 0.0, x, y)
+
+
+@_jit
+def _sincos32(x):
+    """(q, sin(r), cos(r)) with x = q * pi/2 + r as in _sincos_reduced, to float32 needs."""
+    q = np.rint(x * _TWO_OVER_PI)
+    r = ((x - q * _PIO2_A) - q * _PIO2_B) - q * (_PIO2_C + _PIO2_D)
+    z = r * r
+    sin_r = r + (r * z) * _horner(z, _SIN32_P)
+    cos_r = 1.0 - 0.5 * z + (z * z) * _horner(z, _COS32_P)
+    return q, sin_r, cos_r
+
+
+@_jit
+def exp_f32(x):
+    """exp(x) for float32."""
+    return np.float32(_exp32(np.float64(x)))
+
+
+@_jit
+def expm1_f32(x):
+    """exp(x) - 1 for float32, accurate near 0."""
+    return np.float32(_expm1_32(np.float64(x)))
+
+
+@_jit
+def log_f32(x):
+    """Natural logarithm for float32."""
+    xd = np.float64(x)
+    e, lm = _log32(xd)
+    return np.float32(_log_specials(xd, e * _LN2 + lm))
+
+
+@_jit
+def log2_f32(x):
+    """Base-2 logarithm for float32."""
+    xd = np.float64(x)
+    e, lm = _log32(xd)
+    return np.float32(_log_specials(xd, e + lm * _INVLN2))
+
+
+@_jit
+def log10_f32(x):
+    """Base-10 logarithm for float32."""
+    xd = np.float64(x)
+    e, lm = _log32(xd)
+    return np.float32(_log_specials(xd, e * _LOG10_2 + lm * _INVLN10))
+
+
+@_jit
+def log1p_f32(x):
+    """log(1 + x) for float32, accurate near 0."""
+    return np.float32(_log1p_core32(np.float64(x)))
+
+
+@_jit
+def sin_f32(x):
+    """Sine for float32 (NaN for |x| >= TRIG_LIMIT, like sin_f64)."""
+    xd = np.float64(x)
+    q, s, c = _sincos32(xd)
+    k = _bits64(q + _SHIFT)
+    y = _flip(_select((k & 1) != 0, c, s), k)
+    y = _select(abs(xd) < TRIG_LIMIT, y, _NAN)
+    return np.float32(_select(xd == 0.0, xd, y))
+
+
+@_jit
+def cos_f32(x):
+    """Cosine for float32 (NaN for |x| >= TRIG_LIMIT, like cos_f64)."""
+    xd = np.float64(x)
+    q, s, c = _sincos32(xd)
+    k = _bits64(q + _SHIFT)
+    y = _flip(_select((k & 1) != 0, s, c), k + 1)
+    return np.float32(_select(abs(xd) < TRIG_LIMIT, y, _NAN))
+
+
+@_jit
+def tan_f32(x):
+    """Tangent for float32 (NaN for |x| >= TRIG_LIMIT, like tan_f64)."""
+    xd = np.float64(x)
+    q, s, c = _sincos32(xd)
+    odd = (_bits64(q + _SHIFT) & 1) != 0
+    y = _select(odd, -c, s) / _select(odd, s, c)
+    y = _select(abs(xd) < TRIG_LIMIT, y, _NAN)
+    return np.float32(_select(xd == 0.0, xd, y))
+
+
+@_jit
+def arctan_f32(x):
+    """Inverse tangent for float32."""
+    xd = np.float64(x)
+    a = abs(xd)
+    big = a > _TAN_3PIO8
+    mid = a > _TAN_PIO8
+    u = _select(big, -1.0, _select(mid, a - 1.0, a)) / _select(big, a, _select(mid, a + 1.0, 1.0))
+    base = _select(big, _PIO2_HI, _select(mid, _PIO4_HI, 0.0))
+    z = u * u
+    return np.float32(math.copysign(base + (u + (u * z) * _horner(z, _ATAN32_P)), xd))
+
+
+@_jit
+def tanh_f32(x):
+    """Hyperbolic tangent for float32."""
+    xd = np.float64(x)
+    a = abs(xd)
+    em = _expm1_32(2.0 * _select(a > 10.0, 10.0, a))  # tanh(10) rounds to 1
+    y = _select(a > 0.75, 1.0 - 2.0 / (em + 2.0), em / (em + 2.0))
+    return np.float32(math.copysign(y, xd))
+
+
+@_jit
+def sigmoid_f32(x):
+    """Logistic sigmoid 1 / (1 + exp(-x)) for float32, without overflow."""
+    xd = np.float64(x)
+    e = _exp32(-abs(xd))
+    v = e / (1.0 + e)  # sigmoid(-|x|)
+    return np.float32(_select(xd >= 0.0, 1.0 - v, v))
+
+
+@_jit
+def softplus_f32(x):
+    """log(1 + exp(x)) for float32, without overflow."""
+    xd = np.float64(x)
+    return np.float32(_log1p_core32(_exp32(-abs(xd))) + _select(xd > 0.0, xd, 0.0))
+
+
+@_jit
+def erf_f32(x):
+    """Error function for float32."""
+    xd = np.float64(x)
+    small = xd + xd * _horner(xd * xd, _ERF32_P)
+    a = abs(xd)
+    a = _select(a > 4.0, 4.0, a)  # erf(4) rounds to 1 in float32
+    erfc = _exp32(-(a * a)) * _horner((a - 3.0) / (a + 3.0), _ERFC32_Q)
+    return np.float32(_select(a < 0.84, small, math.copysign(1.0 - erfc, xd)))
+
+
+# ----------------------------------------------------------------------------------------
+# Registry and dtype-generic entry points
+
+NAMES = (
+    "exp",
+    "expm1",
+    "log",
+    "log1p",
+    "log2",
+    "log10",
+    "sin",
+    "cos",
+    "tan",
+    "arctan",
+    "tanh",
+    "sigmoid",
+    "softplus",
+    "erf",
+)
+#: name -> {"float64": f64 kernel, "float32": f32 kernel}, for code generators.
+FUNCTIONS = {n: {"float64": globals()[n + "_f64"], "float32": globals()[n + "_f32"]} for n in NAMES}
+
+
+def _generic(name):
+    f64, f32 = FUNCTIONS[name]["float64"], FUNCTIONS[name]["float32"]
+
+    def fn(x):
+        return f32(x) if isinstance(x, np.float32) else f64(x)
+
+    @overload(fn, inline="always")
+    def _typed(x):
+        if x == types.float32:
+            return f32.py_func
+        if x == types.float64:
+            return f64.py_func
+        return None
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Vectorisable {name} of a float32 or float64 scalar, callable from njit code."
+    return fn
+
+
+exp = _generic("exp")
+expm1 = _generic("expm1")
+log = _generic("log")
+log1p = _generic("log1p")
+log2 = _generic("log2")
+log10 = _generic("log10")
+sin = _generic("sin")
+cos = _generic("cos")
+tan = _generic("tan")
+arctan = _generic("arctan")
+tanh = _generic("tanh")
+sigmoid = _generic("sigmoid")
+softplus = _generic("softplus")
+erf = _generic("erf")

@@ -19,7 +19,6 @@ from fusegraph.ops.elemwise import Elemwise
 from fusegraph.ops.shape import DimShuffle
 from fusegraph.rewrites import passes
 from fusegraph.rewrites.engine import (
-    CHAIN_LIMIT,
     FOLD_LIMIT,
     Const,
     Pattern,
@@ -337,6 +336,51 @@ def test_growing_rule_is_stopped():
         rewrite([fg.exp(fg.vector("x"))], toy.rules)
 
 
+def test_cycle_is_caught_without_merge_too():
+    toy = RuleSet("toy")
+
+    @toy.rule(elemwise("exp", "a"))
+    def exp_to_sin(node, a):
+        return fg.sin(a)
+
+    @toy.rule(elemwise("sin", "a"))
+    def sin_to_exp(node, a):
+        return fg.exp(a)
+
+    with pytest.raises(RewriteError, match="exp_to_sin"):
+        rewrite([fg.exp(fg.vector("x"))], toy.rules, merge=False)
+
+
+def test_endless_growth_is_stopped_by_the_chain_limit():
+    toy = RuleSet("toy")
+
+    @toy.rule(elemwise("exp", "a"))
+    def exp_shift(node, a):
+        return fg.exp(a + 1.0)  # a new graph every time: no node comes back
+
+    start = time.perf_counter()
+    with pytest.raises(RewriteError, match="exp_shift"):
+        rewrite([fg.exp(fg.vector("x"))], toy.rules, fold=False)
+    assert time.perf_counter() - start < 10.0
+
+
+def test_long_cascade_inside_one_replacement_is_fine():
+    toy = RuleSet("toy")
+
+    @toy.rule(elemwise("exp", elemwise("add", "a", "b")))
+    def exp_of_sum(node, a, b):
+        return fg.exp(a) * fg.exp(b)
+
+    xs = [fg.scalar(f"x{i}") for i in range(1500)]
+    total = xs[0]
+    for x in xs[1:]:
+        total = total + x
+    stats = {}
+    [out] = rewrite([fg.exp(total)], toy.rules, stats=stats)
+    assert stats == {"exp_of_sum": 1499}
+    assert sum(str(n.op) == "exp" for n in nodes(out)) == 1500
+
+
 def test_replacement_containing_the_replaced_variable_raises():
     toy = RuleSet("toy")
 
@@ -351,7 +395,7 @@ def test_replacement_containing_the_replaced_variable_raises():
 def test_long_legitimate_chains_do_not_trip_the_guard():
     x = fg.vector("x")
     y = x
-    for _ in range(2 * CHAIN_LIMIT):
+    for _ in range(1500):
         y = fg.neg(fg.neg(y))
     [out] = rewrite([y], toy_rules().rules)
     assert out is x
