@@ -7,7 +7,10 @@ import math
 
 import numpy as np
 
+from fusegraph import ops
+from fusegraph.constructors import tensor
 from fusegraph.errors import GradientError
+from fusegraph.function import function
 from fusegraph.gradient import grad
 from fusegraph.graph import as_tensor
 from fusegraph.types import fmt_shape
@@ -21,7 +24,6 @@ def jacobian(expr, wrt, consider_constant=None, disconnected_inputs="raise"):
     of ``expr``, as JAX's ``jacrev`` does with static shapes. ``wrt`` may be a list; the
     result is then a list.
     """
-    from fusegraph import ops
 
     expr = as_tensor(expr)
     single = not isinstance(wrt, (list, tuple))
@@ -45,7 +47,6 @@ def jacobian(expr, wrt, consider_constant=None, disconnected_inputs="raise"):
 
 
 def _dims(w):
-    from fusegraph import ops
 
     return [d if d is not None else ops.shape_i(w, i) for i, d in enumerate(w.type.shape)]
 
@@ -76,7 +77,6 @@ def hessian(cost, wrt, consider_constant=None, disconnected_inputs="raise"):
 def hessian_vector_product(cost, wrt, p):
     """The Hessian of ``cost`` times ``p`` (shaped like ``wrt``), without forming the
     Hessian: the gradient of ``<grad(cost, wrt), p>``. ``wrt``/``p`` may be lists."""
-    from fusegraph import ops
 
     single = not isinstance(wrt, (list, tuple))
     ws = [wrt] if single else list(wrt)
@@ -118,9 +118,6 @@ def verify_grad(fun, pt, n_tests=2, rng=None, eps=None, abs_tol=None, rel_tol=No
     Raises:
         GradientError: naming the input, the element and its analytic and numeric values.
     """
-    from fusegraph import ops
-    from fusegraph.constructors import tensor
-    from fusegraph.function import function
 
     rng = rng if rng is not None else np.random.default_rng(0)
     pt = [np.asarray(p) for p in pt]

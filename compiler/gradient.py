@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import warnings
 
+from fusegraph import ops
 from fusegraph.errors import DisconnectedInputError, NullTypeGradError
-from fusegraph.graph import NullGrad, Variable, ancestors, as_tensor, clone_replace, toposort
+from fusegraph.graph import (
+    NullGrad,
+    Variable,
+    ancestors,
+    as_tensor,
+    clone_replace,
+    constant,
+    toposort,
+)
 from fusegraph.types import fmt_shape, is_float, shapes_agree
 
 
@@ -59,7 +68,7 @@ def grad(
     contributions = {}
     if cost is not None:
         cost = _check_cost(cost)
-        contributions[cost] = [_ones_like_scalar(cost)]
+        contributions[cost] = [constant(1.0, dtype=cost.dtype)]
         roots.append(cost)
     elif not seeds:
         raise TypeError("grad: give a cost, or known_grads (or both)")
@@ -99,12 +108,6 @@ def _check_cost(cost):
     return cost
 
 
-def _ones_like_scalar(cost):
-    from fusegraph.graph import constant
-
-    return constant(1.0, dtype=cost.dtype)
-
-
 def _check_known_grads(known_grads):
     seeds = {}
     for key, value in (known_grads or {}).items():
@@ -128,11 +131,7 @@ def _check_known_grads(known_grads):
                 f"grad: known_grads[{key}] has shape {fmt_shape(g.type.shape)} but {key} has "
                 f"shape {fmt_shape(key.type.shape)}; a gradient has its variable's shape"
             )
-        if g.dtype != key.dtype:
-            from fusegraph.ops import cast
-
-            g = cast(g, key.dtype)
-        seeds[key] = g
+        seeds[key] = ops.cast(g, key.dtype)
     return seeds
 
 
@@ -195,11 +194,7 @@ def _conform(g, var, node):
             f"internal error: {node.op}.vjp gave a gradient of type {g.type} for an input of "
             f"type {var.type} (node built at {node.trace})"
         )
-    if g.dtype != var.dtype:
-        from fusegraph.ops import cast
-
-        g = cast(g, var.dtype)
-    return g
+    return ops.cast(g, var.dtype)
 
 
 def _sum(parts):
@@ -212,9 +207,7 @@ def _sum(parts):
 
 
 def _zeros_like(var):
-    from fusegraph.ops import zeros_like
-
-    return zeros_like(var)
+    return ops.zeros_like(var)
 
 
 def _disconnected(i, w, mode):
@@ -233,9 +226,7 @@ def _disconnected_value(w, mode):
         return None
     if mode == "disconnected":
         return DisconnectedType()
-    from fusegraph.ops import zeros_like
-
-    return zeros_like(w, dtype=w.dtype if is_float(w.dtype) else "float64")
+    return ops.zeros_like(w, dtype=w.dtype if is_float(w.dtype) else "float64")
 
 
 def Lop(f, wrt, eval_points, consider_constant=None, disconnected_inputs="ignore"):
@@ -265,8 +256,6 @@ def Rop(f, wrt, eval_points):
     vs = eval_points if isinstance(eval_points, (list, tuple)) else [eval_points]
     if len(ws) != len(vs):
         raise ValueError(f"Rop: {len(ws)} wrt but {len(vs)} eval_points")
-    from fusegraph import ops
-
     seeds = [Variable(fi.type, name=f"u{i}") for i, fi in enumerate(fs)]
     lops = Lop(fs, list(ws), seeds)
     inner = _sum([ops.sum(lo * ops.cast(as_tensor(v), lo.dtype)) for lo, v in zip(lops, vs)])
