@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 
+from fusegraph.backends import py
 from fusegraph.errors import MissingInputError, UnusedInputError
 from fusegraph.graph import (
     Constant,
@@ -200,8 +201,6 @@ class Function:
         self._shared = fgraph.inputs[self._n_inputs :]
         self._update_targets = update_targets
         self._positions = {v.name: i for i, v in enumerate(self.inputs) if v.name}
-        from fusegraph.backends import py
-
         self._run = py.compile_graph(fgraph)
 
     @property
