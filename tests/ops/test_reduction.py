@@ -9,6 +9,7 @@ from harness import Case, check_case, rng
 
 import fusegraph as fg
 from fusegraph.ops.reduction import ArgReduce, LogSumExp, Reduce
+from fusegraph.types import DTYPES
 
 R = rng(2)
 INF, NAN = np.inf, np.nan
@@ -386,19 +387,7 @@ def test_reduction(case):
 
 
 def test_dtype_rules_match_numpy():
-    for dtype in (
-        "bool",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-        "float32",
-        "float64",
-    ):
+    for dtype in DTYPES:
         x = fg.vector("x", dtype=dtype)
         a = np.ones(2, dtype)
         for kind in REDUCE_KINDS + ("var", "std", "argmax", "argmin"):
