@@ -66,7 +66,7 @@ def _softplus(x):
 def _lgamma(v: float) -> float:
     try:
         return math.lgamma(v)
-    except ValueError:  # poles at 0, -1, -2, ...
+    except (ValueError, OverflowError):  # poles at 0, -1, -2, ...; |v| beyond ~2.5e305
         return math.inf
 
 
