@@ -1,0 +1,602 @@
+"""Loop generator of the Numba backend: ``kernel_source`` renders an ``Elemwise`` or
+``FusedElemwise`` node (and the reduction fused into it) as the source of one njit function
+with explicit loops, NumPy's broadcasting and the scalar code of ``scalar_code``."""
+
+# Shape of a generated kernel (inputs i0, i1, ...; loop dims n0, n1, ...):
+#
+# 1. The loop shape is the broadcast of all input shapes (inputs align right, as NumPy);
+#    statically length-1 dims take no part, incompatible dims raise ValueError(BROADCAST_ERROR)
+#    (the Function wrapper re-runs the py backend for the detailed message).
+# 2. Main mode (every output has the loop shape): outputs are fresh C-contiguous arrays.
+#    - Fast path, when every input that is not statically of size 1 is C-contiguous with the
+#      loop's size (so, being broadcast-compatible, with its shape): one flat loop over
+#      ``reshape``d 1-d views, which LLVM vectorises. Statically size-1 inputs are read once.
+#      A fused reduction over trailing axes runs as outer x inner loops with a scalar
+#      accumulator; over leading axes as reduced x kept loops accumulating into the kept row
+#      (vectorisable without reassociation); other axis sets take the general path.
+#    - General path: nested loops over the loop shape; an input's index on a dim of unknown
+#      length is multiplied by 0 when that dim is 1 at run time (broadcast), by 1 otherwise.
+# 3. Separate mode: an output depending on a subset of the inputs (``op.depends_on``) has a
+#    smaller shape than the loop when an unknown dim of those inputs is 1 (or the loop dim is
+#    0) at run time. Then each output is computed by its own general loop over its own shape,
+#    evaluating only the steps it needs (trig with libm). Rare: the fusion pass only groups
+#    nodes of equal ndim and equal static length-1 dims.
+# 4. sin/cos/tan use vecmath (NaN beyond vecmath.TRIG_LIMIT): the vectorised loop ORs
+#    ``slow_path_condition`` into ``slow``; if set, a scalar loop recomputes the flagged
+#    elements with ``slow_path_expr`` (elementwise nodes), or the whole node is recomputed
+#    with libm trig (nodes with a reduction, whose accumulators already hold the NaNs).
+# 5. Reductions accumulate in the output dtype (NumPy's rule, ``reduce_dtype``), in loop
+#    order: integer, bool, max/min, all/any results equal NumPy's exactly; float sum, prod and
+#    mean equal it up to rounding, as NumPy sums pairwise. max/min propagate NaN
+#    (scalar_code's _maximum/_minimum); max/min over an empty axis raise ValueError, as NumPy;
+#    mean is sum / count in the output dtype (NaN for an empty axis, as the reference).
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from numba import types
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
+
+from fusegraph.backends.numba import scalar_code, vecmath
+from fusegraph.backends.numba.scalar_code import (
+    cast_expr,
+    constant_expr,
+    scalar_expr,
+    slow_path_condition,
+    slow_path_expr,
+    trig_ops,
+)
+from fusegraph.ops.elemwise import Elemwise
+from fusegraph.ops.fused import FusedElemwise, ScalarConstant, Step
+from fusegraph.ops.reduction import reduce_dtype
+
+#: The message of the ValueError a kernel raises for shapes that do not broadcast.
+BROADCAST_ERROR = "operands could not be broadcast together"
+_EMPTY_ERROR = "zero-size array to reduction operation {} which has no identity"
+_DECORATOR = '@numba.njit(cache=__fusegraph_cacheable__, nogil=True, error_model="numpy")'
+_IND = "    "
+
+
+#: Changes whenever this file does (embedded in kernels next to the other hashes).
+SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+@intrinsic
+def flat_view(typingctx, arr):
+    """The 1-d C-layout view of a C-contiguous array of any static layout (Numba types
+    ``reshape`` out for non-C layouts); the caller checks contiguity at run time."""
+    if not isinstance(arr, types.Array):
+        return None
+    ret = arr.copy(ndim=1, layout="C")
+
+    def codegen(context, builder, sig, args):
+        ary = make_array(sig.args[0])(context, builder, args[0])
+        out = make_array(sig.return_type)(context, builder)
+        itemsize = ary.itemsize
+        populate_array(
+            out,
+            data=ary.data,
+            shape=[ary.nitems],
+            strides=[itemsize],
+            itemsize=itemsize,
+            meminfo=ary.meminfo,
+            parent=ary.parent,
+        )
+        return impl_ret_borrowed(context, builder, sig.return_type, out._getvalue())
+
+    return ret(arr), codegen
+
+
+#: The import lines a module of kernels needs (scalar_code's and ``flat_view``).
+IMPORTS = (
+    "import numba\n"
+    + scalar_code.IMPORTS
+    + "from fusegraph.backends.numba.loops import flat_view\n"
+)
+
+
+def as_fused(op) -> FusedElemwise:
+    """``op`` as a ``FusedElemwise`` (an ``Elemwise`` is a one-step scalar graph)."""
+    if isinstance(op, FusedElemwise):
+        return op
+    if isinstance(op, Elemwise):
+        nin = op.scalar_op.nin
+        return FusedElemwise(nin, (Step(op.scalar_op, tuple(range(nin))),), (nin,))
+    raise TypeError(f"kernel_source: {op} is not an Elemwise or FusedElemwise")
+
+
+def _np_dtype(dtype: str) -> str:
+    return "np.bool_" if dtype == "bool" else f"np.{dtype}"
+
+
+def _tuple(items) -> str:
+    items = list(items)
+    if len(items) == 1:
+        return f"({items[0]},)"
+    return f"({', '.join(items)})"
+
+
+def _prod(items) -> str:
+    items = list(items)
+    return " * ".join(items) if items else "1"
+
+
+class _Kernel:
+    """The state of one rendering: the node's scalar graph, its dtypes and static shapes."""
+
+    def __init__(self, op, in_types, out_types, name):
+        self.src_op = op
+        self.op = op = as_fused(op)
+        self.name = name
+        self.in_types = list(in_types)
+        self.out_types = list(out_types)
+        if len(self.in_types) != op.nin or len(self.out_types) != len(op.outputs):
+            raise TypeError(f"kernel_source: {op} takes {op.nin} inputs, gives {len(op.outputs)}")
+        self.nin = op.nin
+        self.ndim = max((t.ndim for t in self.in_types), default=0)
+        dtypes = [t.dtype for t in self.in_types]
+        for s in op.steps:
+            dtypes.append(s.op.output_dtype(*(dtypes[a] for a in s.args)))
+        self.dtypes = dtypes
+        self.red = op.reduction
+        # per output: the inputs it depends on and its elementwise ndim
+        self.deps = [op.depends_on(r) for r in op.outputs]
+        self.out_ndim = [max((self.in_types[i].ndim for i in d), default=0) for d in self.deps]
+        for k, r in enumerate(op.outputs):
+            want = dtypes[r]
+            if self.red is not None and k == self.red.output:
+                want = reduce_dtype(self.red.kind, want)
+            if self.out_types[k].dtype != want:
+                raise TypeError(f"kernel_source: output {k} is {want}, not {out_types[k]}")
+        # statically size-1 inputs (0-d included) are read once, outside the loops
+        self.hoisted = [all(d == 1 for d in t.shape) for t in self.in_types]
+
+    # ------------------------------------------------------------------ static shape facts
+
+    def in_dim(self, i: int, axis: int, ndim: int):
+        """The dim of input ``i`` on axis ``axis`` of an ``ndim``-d loop (None: absent)."""
+        d = axis - (ndim - self.in_types[i].ndim)
+        return d if d >= 0 else None
+
+    def static(self, i: int, d: int):
+        return self.in_types[i].shape[d]
+
+    def may_differ(self, k: int) -> bool:
+        """Whether output ``k`` can have another shape than the loop at run time."""
+        if self.out_ndim[k] != self.ndim:
+            return True
+        deps = set(self.deps[k])
+        for a in range(self.ndim):
+            known = False
+            others = False
+            for i in range(self.nin):
+                d = self.in_dim(i, a, self.ndim)
+                if d is None or self.static(i, d) == 1:
+                    continue
+                if i in deps:
+                    known |= self.static(i, d) is not None
+                else:
+                    others = True
+            if others and not known:
+                return True
+        return False
+
+    # ------------------------------------------------------------------ code pieces
+
+    def shape_code(self, prefix: str, inputs, ndim: int) -> list:
+        """Statements computing ``<prefix><axis>``, the broadcast of ``inputs`` on each axis."""
+        lines = []
+        for a in range(ndim):
+            n = f"{prefix}{a}"
+            lines.append(f"{n} = 1")
+            for i in inputs:
+                d = self.in_dim(i, a, ndim)
+                if d is None or self.static(i, d) == 1:
+                    continue
+                s = f"i{i}.shape[{d}]"
+                lines += [
+                    f"if {s} != 1:",
+                    f"{_IND}if {n} != 1 and {n} != {s}:",
+                    f"{_IND * 2}raise ValueError({BROADCAST_ERROR!r})",
+                    f"{_IND}{n} = {s}",
+                ]
+        return lines
+
+    def closure(self, refs) -> list:
+        """The step indices needed to compute ``refs``, in order."""
+        need = set()
+        todo = [r for r in refs if r >= self.nin]
+        while todo:
+            r = todo.pop()
+            if r - self.nin in need:
+                continue
+            need.add(r - self.nin)
+            todo += [a for a in self.op.steps[r - self.nin].args if a >= self.nin]
+        return sorted(need)
+
+    def ref(self, r: int) -> str:
+        return f"a{r}" if r < self.nin else f"s{r - self.nin}"
+
+    def step_line(self, j: int, trig: str) -> str:
+        """``s<j> = <expr>  # <op>``; ``trig`` is "vec" (vecmath) or "slow" (libm)."""
+        sop, args = self.op.steps[j]
+        in_dt = tuple(self.dtypes[a] for a in args)
+        out_dt = self.dtypes[self.nin + j]
+        names = [self.ref(a) for a in args]
+        if trig == "slow" and sop.name in trig_ops() and not isinstance(sop, ScalarConstant):
+            expr = slow_path_expr(sop, in_dt, out_dt, names)
+        else:
+            expr = scalar_expr(sop, in_dt, out_dt, names)
+        return f"s{j} = {expr}  # {sop}"
+
+    def trig_steps(self, steps) -> list:
+        return [
+            j
+            for j in steps
+            if self.op.steps[j].op.name in trig_ops()
+            and not isinstance(self.op.steps[j].op, ScalarConstant)
+        ]
+
+    def trig_cond(self, j: int) -> str:
+        sop, args = self.op.steps[j]
+        in_dt = tuple(self.dtypes[a] for a in args)
+        return slow_path_condition(sop, in_dt, [self.ref(a) for a in args])
+
+    def body(self, outs, load, store, trig: str) -> list:
+        """The loop body computing outputs ``outs`` (positions) for one element.
+
+        ``load(i)`` is the expression reading input ``i``; ``store(k, name)`` the lines that
+        consume output ``k``'s value. ``trig``: "vec" (vecmath, OR-ing the huge-argument
+        condition into ``slow``), "slow" (libm) or "fixup" (libm, only for flagged elements).
+        """
+        refs = [self.op.outputs[k] for k in outs]
+        steps = self.closure(refs)
+        used = sorted(
+            {a for j in steps for a in self.op.steps[j].args if a < self.nin}
+            | {r for r in refs if r < self.nin}
+        )
+        lines = [f"a{i} = {load(i)}" for i in used]
+        tail = []
+        if trig == "fixup":
+            tsteps = self.trig_steps(steps)
+            first = self.closure([a for j in tsteps for a in self.op.steps[j].args])
+            lines += [self.step_line(j, "slow") for j in first]
+            conds = " | ".join(self.trig_cond(j) for j in tsteps)
+            lines.append(f"if {conds}:")
+            rest = [j for j in steps if j not in set(first)]
+            tail = [self.step_line(j, "slow") for j in rest]
+            for k, r in zip(outs, refs):
+                tail += store(k, self.ref(r))
+            return lines + [_IND + t for t in tail]
+        lines += [self.step_line(j, trig) for j in steps]
+        if trig == "vec":
+            lines += [f"slow |= {self.trig_cond(j)}" for j in self.trig_steps(steps)]
+        for k, r in zip(outs, refs):
+            lines += store(k, self.ref(r))
+        return lines
+
+    # ------------------------------------------------------------------ reductions
+
+    def value_dtype(self, k: int) -> str:
+        return self.dtypes[self.op.outputs[k]]
+
+    def acc_dtype(self) -> str:
+        return self.out_types[self.red.output].dtype
+
+    def init(self) -> str:
+        kind, dt = self.red.kind, self.acc_dtype()
+        if kind in ("sum", "mean"):
+            return constant_expr(0, dt)
+        if kind == "prod":
+            return constant_expr(1, dt)
+        if kind in ("all", "any"):
+            return constant_expr(kind == "all", "bool")
+        if dt == "bool":
+            return constant_expr(kind == "min", dt)
+        if dt.startswith("float"):
+            return constant_expr(-np.inf if kind == "max" else np.inf, dt)
+        info = np.iinfo(dt)
+        return constant_expr(info.min if kind == "max" else info.max, dt)
+
+    def combine(self, acc: str, v: str) -> str:
+        kind, dt = self.red.kind, self.acc_dtype()
+        vdt = self.value_dtype(self.red.output)
+        if kind in ("all", "any"):
+            t = v if vdt == "bool" else f"({v} != 0)"
+            return f"{acc} {'&' if kind == 'all' else '|'} {t}"
+        c = cast_expr(v, vdt, dt)
+        if kind in ("max", "min"):
+            if dt == "bool":
+                return f"{acc} {'|' if kind == 'max' else '&'} {c}"
+            return f"_{kind}imum({acc}, {c})"
+        symbol = "*" if kind == "prod" else "+"
+        return f"{_np_dtype(dt)}({acc} {symbol} {c})"
+
+    # ------------------------------------------------------------------ loops
+
+    def general_loop(self, outs, prefix, ndim, out_name, trig) -> list:
+        """Nested loops over the ``ndim``-d shape ``<prefix><axis>`` computing ``outs``;
+        output ``k`` is stored in ``out_name(k)`` (its accumulator if reduced)."""
+        lines = []
+        inputs = sorted({i for k in outs for i in self.deps[k]})
+        mults = {}
+        for i in inputs:
+            if self.hoisted[i]:
+                continue
+            for a in range(ndim):
+                d = self.in_dim(i, a, ndim)
+                if d is not None and self.static(i, d) is None:
+                    m = f"m{i}_{d}"
+                    mults[i, d] = m
+                    lines.append(f"{m} = 1 if i{i}.shape[{d}] != 1 else 0")
+        js = [f"j{a}" for a in range(ndim)]
+
+        def load(i):
+            if self.hoisted[i]:
+                return f"x{i}"
+            idx = []
+            for d in range(self.in_types[i].ndim):
+                a = d + ndim - self.in_types[i].ndim
+                if self.static(i, d) == 1:
+                    idx.append("0")
+                elif (i, d) in mults:
+                    idx.append(f"{js[a]} * {mults[i, d]}")
+                else:
+                    idx.append(js[a])
+            return f"i{i}[{', '.join(idx)}]"
+
+        def store(k, v):
+            if ndim == 0:
+                return [f"{out_name(k)}[()] = {v}"] if not self.is_red(k) else self._acc0(k, v)
+            if self.is_red(k):
+                idx = ", ".join("0" if a in self.red.axis else js[a] for a in range(ndim))
+                acc = f"{out_name(k)}[{idx}]"
+                return [f"{acc} = {self.combine(acc, v)}"]
+            return [f"{out_name(k)}[{', '.join(js)}] = {v}"]
+
+        depth = 0
+        for a in range(ndim):
+            lines.append(_IND * depth + f"for j{a} in range({prefix}{a}):")
+            depth += 1
+        lines += [_IND * depth + t for t in self.body(outs, load, store, trig)]
+        return lines
+
+    def _acc0(self, k, v):
+        acc = f"{self.acc_name(k)}[()]"
+        return [f"{acc} = {self.combine(acc, v)}"]
+
+    def is_red(self, k) -> bool:
+        return self.red is not None and k == self.red.output
+
+    def acc_name(self, k) -> str:
+        return f"r{k}"
+
+    def fast_loop(self, trig) -> list:
+        """The flat loop(s) over the 1-d views ``f<i>`` (inputs) and ``g<k>`` (outputs)."""
+        outs = list(range(len(self.op.outputs)))
+
+        def load(i):
+            return f"x{i}" if self.hoisted[i] else f"f{i}[e]"
+
+        if self.red is None:
+
+            def store(k, v):
+                return [f"g{k}[e] = {v}"]
+
+            return ["for e in range(size):"] + [
+                _IND + t for t in self.body(outs, load, store, trig)
+            ]
+        rk = self.red.output
+        axis = self.red.axis
+        if axis == tuple(range(self.ndim - len(axis), self.ndim)):
+            # trailing axes: a scalar accumulator per kept element
+
+            def store(k, v):
+                if k == rk:
+                    return [f"acc = {self.combine('acc', v)}"]
+                return [f"g{k}[e] = {v}"]
+
+            return [
+                "for p in range(nkept):",
+                f"{_IND}acc = {self.init()}",
+                f"{_IND}for q in range(nred):",
+                f"{_IND * 2}e = p * nred + q",
+                *[_IND * 2 + t for t in self.body(outs, load, store, trig)],
+                f"{_IND}g{rk}[p] = acc",
+            ]
+
+        # leading axes: the kept row accumulates, one reduced index at a time
+
+        def store(k, v):
+            if k == rk:
+                return [f"g{k}[p] = {self.combine(f'g{k}[p]', v)}"]
+            return [f"g{k}[e] = {v}"]
+
+        return [
+            "for q in range(nred):",
+            f"{_IND}for p in range(nkept):",
+            f"{_IND * 2}e = q * nkept + p",
+            *[_IND * 2 + t for t in self.body(outs, load, store, trig)],
+        ]
+
+    def fast_ok(self) -> bool:
+        if self.red is None:
+            return True
+        axis, n = self.red.axis, self.ndim
+        return axis == tuple(range(len(axis))) or axis == tuple(range(n - len(axis), n))
+
+    def has_trig(self, outs) -> bool:
+        refs = [self.op.outputs[k] for k in outs]
+        return bool(self.trig_steps(self.closure(refs)))
+
+    # ------------------------------------------------------------------ modes
+
+    def alloc(self, k, prefix, ndim) -> list:
+        """Allocate output ``k`` (its accumulator, initialised, if reduced)."""
+        dims = [f"{prefix}{a}" for a in range(ndim)]
+        dt = _np_dtype(self.out_types[k].dtype)
+        if not self.is_red(k):
+            return [f"o{k} = np.empty({_tuple(dims) if dims else '()'}, {dt})"]
+        kd = ["1" if a in self.red.axis else dims[a] for a in range(ndim)]
+        lines = [
+            f"nred = {_prod(dims[a] for a in self.red.axis)}",
+            f"r{k} = np.empty({_tuple(kd) if kd else '()'}, {dt})",
+            f"r{k}.fill({self.init()})",
+        ]
+        if self.red.kind in ("max", "min"):
+            kind = "maximum" if self.red.kind == "max" else "minimum"
+            lines += ["if nred == 0:", f"{_IND}raise ValueError({_EMPTY_ERROR.format(kind)!r})"]
+        return lines
+
+    def finish(self, k, prefix, ndim) -> list:
+        """Turn output ``k``'s accumulator into the output ``o<k>``."""
+        if not self.is_red(k):
+            return []
+        lines = []
+        dt = self.out_types[k].dtype
+        if self.red.kind == "mean":
+            n = _np_dtype(dt)
+            lines += [
+                f"rf{k} = r{k}.reshape(r{k}.size)",
+                f"for p in range(r{k}.size):",
+                f"{_IND}rf{k}[p] = {n}(rf{k}[p] / {n}(nred))",
+            ]
+        if self.red.keepdims:
+            return lines + [f"o{k} = r{k}"]
+        kept = [f"{prefix}{a}" for a in range(ndim) if a not in self.red.axis]
+        return lines + [f"o{k} = r{k}.reshape({_tuple(kept) if kept else '()'})"]
+
+    def main_mode(self) -> list:
+        nout = len(self.op.outputs)
+        outs = list(range(nout))
+        lines = [f"size = {_prod(f'n{a}' for a in range(self.ndim))}"]
+        for k in outs:
+            lines += self.alloc(k, "n", self.ndim)
+        trig = self.has_trig(outs)
+        if trig:
+            lines.append("slow = False")
+
+        def out_name(k):
+            return f"r{k}" if self.is_red(k) else f"o{k}"
+
+        general = self.general_loop(outs, "n", self.ndim, out_name, "vec" if trig else "none")
+        if self.fast_ok():
+            conds = [
+                f"i{i}.flags.c_contiguous and i{i}.size == size"
+                for i in range(self.nin)
+                if not self.hoisted[i]
+            ]
+            fast = [f"f{i} = flat_view(i{i})" for i in range(self.nin) if not self.hoisted[i]]
+            for k in outs:
+                if self.is_red(k):
+                    fast.append(f"g{k} = r{k}.reshape(r{k}.size)")
+                else:
+                    fast.append(f"g{k} = o{k}.reshape(size)")
+            if self.red is not None:
+                fast.append(f"nkept = r{self.red.output}.size")
+            fast += self.fast_loop("vec" if trig else "none")
+            if conds:
+                lines.append(f"if {' and '.join(conds)}:")
+                lines += [_IND + t for t in fast]
+                lines.append("else:")
+                lines += [_IND + t for t in general]
+            else:
+                lines += fast
+        else:
+            lines += general
+        if trig:
+            lines.append("if slow:")
+            if self.red is None:
+                fix = self.general_loop(outs, "n", self.ndim, out_name, "fixup")
+            else:
+                fix = [f"r{self.red.output}.fill({self.init()})"]
+                fix += self.general_loop(outs, "n", self.ndim, out_name, "slow")
+            lines += [_IND + t for t in fix]
+        for k in outs:
+            lines += self.finish(k, "n", self.ndim)
+        return lines
+
+    def separate_mode(self) -> list:
+        lines = []
+        for k in range(len(self.op.outputs)):
+            nd = self.out_ndim[k]
+            lines += self.shape_code(f"t{k}_", self.deps[k], nd)
+            lines += self.alloc(k, f"t{k}_", nd)
+            name = f"r{k}" if self.is_red(k) else f"o{k}"
+            lines += self.general_loop([k], f"t{k}_", nd, lambda _, n=name: n, "slow")
+            lines += self.finish(k, f"t{k}_", nd)
+        return lines
+
+    def render(self) -> str:
+        op = self.op
+        args = ", ".join(f"i{i}" for i in range(self.nin))
+        head = [
+            f"# {self.src_op}",
+            f"#   inputs: {', '.join(str(t) for t in self.in_types) or 'none'}",
+            f"#   scalar_code {scalar_code.SOURCE_HASH}, vecmath {vecmath.SOURCE_HASH}, "
+            f"loops {SOURCE_HASH}",
+            _DECORATOR,
+            f"def {self.name}({args}):",
+        ]
+        lines = self.shape_code("n", range(self.nin), self.ndim)
+        lines += [
+            f"x{i} = i{i}[{', '.join(['0'] * self.in_types[i].ndim) or '()'}]"
+            for i in range(self.nin)
+            if self.hoisted[i]
+        ]
+        differ = [k for k in range(len(op.outputs)) if self.may_differ(k)]
+        main = self.main_mode()
+        ret = ", ".join(f"o{k}" for k in range(len(op.outputs)))
+        if differ:
+            checks = []
+            for k in differ:
+                if self.out_ndim[k] != self.ndim:
+                    checks = ["False"]
+                    break
+                lines += self.shape_code(f"t{k}_", self.deps[k], self.ndim)
+                checks += [f"t{k}_{a} == n{a}" for a in range(self.ndim)]
+            lines.append(f"if {' and '.join(checks)}:")
+            lines += [_IND + t for t in main] + [f"{_IND}return {ret}"]
+            lines += self.separate_mode()
+        else:
+            lines += main
+        lines.append(f"return {ret}")
+        return "\n".join(head + [_IND + t for t in lines]) + "\n"
+
+
+def kernel_source(op, in_types, out_types, name: str) -> str:
+    """The source of one njit function ``name(i0, i1, ...)`` computing the node like
+    ``op.impl``: same dtypes, shapes and values (transcendentals within a few ulp; float
+    sums up to rounding order), returning the output or a tuple of the outputs.
+
+    Args:
+        op: an ``Elemwise`` or ``FusedElemwise``.
+        in_types: the ``TensorType`` of each input (static dims decide where known).
+        out_types: the ``TensorType`` of each output (their dtypes are checked).
+        name: the function's name.
+
+    The source needs the globals of ``IMPORTS`` (this module's) and
+    ``__fusegraph_cacheable__`` (set by ``cache.load_module``).
+    """
+    return _Kernel(op, in_types, out_types, name).render()
+
+
+def module_source(kernels) -> str:
+    """A standalone module (imports, then the kernels' sources), e.g. for ``load_module``."""
+    return IMPORTS + "\n\n" + "\n\n".join(kernels)
+
+
+__all__ = [
+    "BROADCAST_ERROR",
+    "IMPORTS",
+    "SOURCE_HASH",
+    "as_fused",
+    "flat_view",
+    "kernel_source",
+    "module_source",
+]
