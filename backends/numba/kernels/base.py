@@ -1,0 +1,165 @@
+"""The kernel dispatcher (``kernel_source``, a singledispatch on op class), the registry of
+supported op classes, and the helpers that render kernel source."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba.extending import overload
+
+from fusegraph.backends.numba import scalar_code
+
+DECORATOR = '@numba.njit(cache=__fusegraph_cacheable__, nogil=True, error_model="numpy")'
+
+#: The import lines a module holding kernels needs.
+IMPORTS = (
+    "import numba\n"
+    + scalar_code.IMPORTS
+    + "from fusegraph.backends.numba.kernels import as_c, blas_operand\n"
+)
+
+
+# ----------------------------------------------------------------------------------------
+# njit helpers used by kernels (resolved on the argument's layout when typing)
+
+
+def blas_operand(a):
+    """``a`` if its layout is C or F (BLAS takes it as is), else a C copy."""
+    return a if a.flags.c_contiguous or a.flags.f_contiguous else np.ascontiguousarray(a)
+
+
+def as_c(a):
+    """``a`` if C-contiguous, else a C copy (``reshape`` needs C layout in Numba)."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+@overload(blas_operand)
+def _blas_operand(a):
+    if a.layout in "CF":
+        return lambda a: a
+    return lambda a: np.ascontiguousarray(a)
+
+
+@overload(as_c)
+def _as_c(a):
+    if a.layout == "C":
+        return lambda a: a
+    return lambda a: np.ascontiguousarray(a)
+
+
+# ----------------------------------------------------------------------------------------
+# rendering helpers
+
+
+@functools.singledispatch
+def kernel_source(op, in_types, out_types, name) -> str:
+    """The source of one njit function ``name`` computing ``op`` on the given types.
+
+    Args:
+        op: the op (its class selects the kernel).
+        in_types: the TensorTypes of the node's inputs.
+        out_types: the TensorTypes of the node's outputs.
+        name: the function's name.
+
+    Raises:
+        NotImplementedError: when the op class has no kernel.
+    """
+    raise NotImplementedError(f"no Numba kernel for {type(op).__name__}")
+
+
+#: The op classes with a kernel (filled by ``_register``).
+SUPPORTED: set = set()
+
+
+def _register(*classes):
+    def deco(fn):
+        for cls in classes:
+            kernel_source.register(cls)(fn)
+            SUPPORTED.add(cls)
+        return fn
+
+    return deco
+
+
+class _Code:
+    """Lines of Python with an indentation level."""
+
+    def __init__(self, name, n_inputs):
+        args = ", ".join(f"i{k}" for k in range(n_inputs))
+        self.lines = [DECORATOR, f"def {name}({args}):"]
+        self.level = 1
+
+    def __call__(self, *texts):
+        for text in texts:
+            self.lines.append("    " * self.level + text)
+
+    def block(self, header):
+        self(header)
+        self.level += 1
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.level -= 1
+
+    def loop(self, var, stop):
+        return self.block(f"for {var} in range({stop}):")
+
+    def text(self):
+        return "\n".join(self.lines) + "\n"
+
+
+def _np(dtype: str) -> str:
+    return "np.bool_" if dtype == "bool" else f"np.{dtype}"
+
+
+def _tup(items) -> str:
+    items = list(items)
+    return "(" + "".join(f"{i}, " for i in items) + ")" if items else "()"
+
+
+def _at(items) -> str:
+    """An index expression for an n-d array (``()`` for a 0-d one)."""
+    items = list(items)
+    return ", ".join(items) if items else "()"
+
+
+def _raise(code, cond, exc, msg):
+    with code.block(f"if {cond}:"):
+        code(f'raise {exc}("{msg}")')
+
+
+def _shape_vars(code, arr, prefix, ndim):
+    names = [f"{prefix}{k}" for k in range(ndim)]
+    for k, n in enumerate(names):
+        code(f"{n} = {arr}.shape[{k}]")
+    return names
+
+
+def _new(code, var, shape, dtype):
+    code(f"{var} = np.empty({_tup(shape)}, dtype={_np(dtype)})")
+
+
+def _loops(code, bounds, prefix):
+    """Open nested loops; returns the index names (close with ``_close``)."""
+    names = []
+    for k, b in enumerate(bounds):
+        names.append(f"{prefix}{k}")
+        code.block(f"for {prefix}{k} in range({b}):")
+    return names
+
+
+def _close(code, n):
+    code.level -= n
+
+
+def _int_scalar(arg: str) -> str:
+    return f"np.int64({arg}[()])"
+
+
+def unsupported(op_classes) -> list:
+    """The classes among ``op_classes`` that have no kernel."""
+    return [cls for cls in op_classes if cls not in SUPPORTED]

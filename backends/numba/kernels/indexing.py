@@ -1,0 +1,255 @@
+"""Kernels of the indexing ops: Subtensor, AdvancedSubtensor, IncSubtensor (bounds-checked,
+IndexError on out-of-range indices)."""
+
+from __future__ import annotations
+
+from fusegraph.backends.numba.kernels.base import (
+    _at,
+    _close,
+    _Code,
+    _int_scalar,
+    _loops,
+    _new,
+    _raise,
+    _register,
+    _tup,
+)
+from fusegraph.backends.numba.scalar_code import cast_expr
+from fusegraph.ops import indexing
+from fusegraph.ops.indexing import SYMBOLIC
+
+# ----------------------------------------------------------------------------------------
+# indexing
+
+
+def _index_fields(code, idx, first_input):
+    """Bind each symbolic field to a local; returns (entries with fields resolved to
+    expressions, name of the next unused input index)."""
+    pos = first_input
+    resolved = []
+    for e in idx:
+        fields = []
+        for f in e[1:]:
+            if f == SYMBOLIC:
+                fields.append(_int_scalar(f"i{pos}"))
+                pos += 1
+            else:
+                fields.append(None if f is None else str(f))
+        arr = None
+        if e[0] in ("array", "mask"):
+            arr = f"i{pos}"
+            pos += 1
+        resolved.append((e[0], fields, arr))
+    return resolved
+
+
+def _expand(resolved, x_ndim, in_types):
+    """Replace the ellipsis by whole-dim slices, and add them for the dims left over."""
+    whole = ("slice", [None, None, None], None)
+    widths = [
+        len(in_types[int(arr[1:])].shape)
+        if kind == "mask"
+        else int(kind in ("int", "slice", "array"))
+        for kind, _, arr in resolved
+    ]
+    rest = x_ndim - sum(widths)
+    out = []
+    for entry in resolved:
+        out += [whole] * rest if entry[0] == "ellipsis" else [entry]
+    if not any(kind == "ellipsis" for kind, _, _ in resolved):
+        out += [whole] * rest
+    return out
+
+
+def _bounded_int(code, var, value, axis):
+    code(f"{var} = {value}", f"d = i0.shape[{axis}]")
+    _raise(code, f"{var} < -d or {var} >= d", "IndexError", "index out of bounds")
+    code(f"{var} = {var} + d if {var} < 0 else {var}")
+
+
+def _index_loops(code, idx, in_types, first_input):
+    """Emit the set-up of ``x[idx]`` (``x`` is ``i0``) by NumPy's rules, with explicit
+    loops. Returns (output dim exprs, body) where ``body(emit)`` opens the loops over the
+    output and calls ``emit(output index, x index)`` inside them."""
+    x_ndim = len(in_types[0].shape)
+    entries = _expand(_index_fields(code, idx, first_input), x_ndim, in_types)
+    advanced = any(kind in ("array", "mask") for kind, _, _ in entries)
+    pieces = []  # per entry producing output dims: ("dims", [(dim, slice no.)]) or ("adv",)
+    xindex = []  # per x dim: ("expr", text), ("slice", n) or ("adv", array name)
+    adv = []  # (shape exprs, array name or None, x axis)
+    axis = 0
+    for n, (kind, fields, arr) in enumerate(entries):
+        if kind == "newaxis":
+            pieces.append(("dims", [("1", None)]))
+            continue
+        rank = len(in_types[int(arr[1:])].shape) if arr else 0
+        if kind == "int" or (kind == "array" and rank == 0):
+            _bounded_int(code, f"k{n}", fields[0] if kind == "int" else _int_scalar(arr), axis)
+            xindex.append(("expr", f"k{n}"))
+            if advanced:
+                pieces.append(("adv",))
+                adv.append(([], None, axis))
+            axis += 1
+        elif kind == "slice":
+            start, stop, step = fields
+            if step is not None:
+                _raise(code, f"{step} == 0", "ValueError", "slice step cannot be zero")
+            s = ":".join("" if f is None else f for f in fields)
+            code(f"m{n} = np.arange(i0.shape[{axis}])[{s}]")
+            pieces.append(("dims", [(f"m{n}.shape[0]", n)]))
+            xindex.append(("slice", n))
+            axis += 1
+        elif kind == "array":
+            adv.append(([f"{arr}.shape[{k}]" for k in range(rank)], arr, axis))
+            pieces.append(("adv",))
+            xindex.append(("adv", f"a{axis}"))
+            axis += 1
+        elif rank == 0:  # a 0-d mask: a new axis of length 1 (True) or 0 (False)
+            code(f"c{n} = 1 if {arr}[()] else 0")
+            adv.append(([f"c{n}"], None, None))
+            pieces.append(("adv",))
+        else:
+            for k in range(rank):
+                cond = f"{arr}.size > 0 and {arr}.shape[{k}] != i0.shape[{axis + k}]"
+                _raise(code, cond, "IndexError", "boolean index did not match indexed array")
+            code(f"nz{n} = np.nonzero({arr})")
+            for k in range(rank):
+                adv.append(([f"nz{n}[{k}].shape[0]"], f"nz{n}[{k}]", axis + k))
+                xindex.append(("adv", f"a{axis + k}"))
+            pieces.append(("adv",))
+            axis += rank
+    bdims = _adv_setup(code, adv) if advanced else []
+    adv_at = [k for k, p in enumerate(pieces) if p[0] == "adv"]
+    split = adv_at[0] if adv_at else len(pieces)
+    before = [d for p in pieces[:split] if p[0] == "dims" for d in p[1]]
+    after = [d for p in pieces[split:] if p[0] == "dims" for d in p[1]]
+    bpart = [(b, "b") for b in bdims]
+    if adv_at and adv_at[-1] - adv_at[0] + 1 != len(adv_at):
+        out = bpart + before + after  # advanced indices not adjacent: their dims go first
+    else:
+        out = before + bpart + after
+
+    def body(emit):
+        names = _loops(code, [d for d, _ in out], "q")
+        bnames = [q for q, (_, tag) in zip(names, out) if tag == "b"]
+        of_slice = {tag: q for q, (_, tag) in zip(names, out) if isinstance(tag, int)}
+        xi = []
+        for axis, (kind, what) in enumerate(xindex):
+            if kind == "expr":
+                xi.append(what)
+            elif kind == "slice":
+                xi.append(f"m{what}[{of_slice[what]}]")
+            else:
+                code(f"p{axis} = np.int64({what}[{_at(bnames)}])")
+                code(f"p{axis} = p{axis} + i0.shape[{axis}] if p{axis} < 0 else p{axis}")
+                xi.append(f"p{axis}")
+        emit(names, _at(xi))
+        _close(code, len(names))
+
+    return [d for d, _ in out], body
+
+
+def _adv_setup(code, adv):
+    """Broadcast the advanced indices together (IndexError if they cannot) and check the
+    bounds of the index arrays (when the broadcast is not empty, as NumPy). Binds
+    ``a<axis>`` to each broadcast array; returns the broadcast dims."""
+    rank = max((len(shape) for shape, _, _ in adv), default=0)
+    bdims = [f"b{k}" for k in range(rank)]
+    for b in bdims:
+        code(f"{b} = 1")
+    for shape, _, _ in adv:
+        for k, s in enumerate(shape):
+            b = bdims[rank - len(shape) + k]
+            with code.block(f"if {s} != 1:"):
+                cond = f"{b} != 1 and {b} != {s}"
+                _raise(code, cond, "IndexError", "shape mismatch: indexing arrays")
+                code(f"{b} = {s}")
+    code("bsize = " + (" * ".join(bdims) or "1"))
+    for _, arr, axis in adv:
+        if arr is None:
+            continue
+        with code.block("if bsize > 0:"):
+            with code.block(f"for v in {arr}.ravel():"):
+                code(f"d = i0.shape[{axis}]")
+                _raise(code, "v < -d or v >= d", "IndexError", "index out of bounds")
+        code(f"a{axis} = np.broadcast_to({arr}, {_tup(bdims)})")
+    return bdims
+
+
+@_register(indexing.Subtensor)
+def _subtensor(op, in_types, out_types, name):
+    code = _Code(name, len(in_types))
+    resolved = _index_fields(code, op.idx, 1)
+    key, axis = [], 0
+    for n, (kind, fields, _arr) in enumerate(resolved):
+        if kind == "int":
+            code(f"k{n} = {fields[0]}", f"d = i0.shape[{axis}]")
+            _raise(code, f"k{n} < -d or k{n} >= d", "IndexError", "index out of bounds")
+            code(f"k{n} = k{n} + d if k{n} < 0 else k{n}")
+            key.append(f"k{n}")
+            axis += 1
+        elif kind == "slice":
+            if fields[2] is not None:
+                _raise(code, f"{fields[2]} == 0", "ValueError", "slice step cannot be zero")
+            key.append(":".join("" if f is None else f for f in fields))
+            axis += 1
+        elif kind == "newaxis":
+            key.append("None")
+        else:
+            consumed = sum(k in ("int", "slice") for k, _, _ in resolved)
+            key += [":"] * (len(in_types[0].shape) - consumed)
+    if not out_types[0].shape:
+        _new(code, "out", [], out_types[0].dtype)
+        code(f"out[()] = i0[{_at(k for k in key if k != ':')}]", "return out")
+    elif key:
+        code(f"return i0[{', '.join(key)}]")
+    else:
+        code("return i0")
+    return code.text()
+
+
+@_register(indexing.AdvancedSubtensor)
+def _advanced_subtensor(op, in_types, out_types, name):
+    code = _Code(name, len(in_types))
+    dims, body = _index_loops(code, op.idx, in_types, 1)
+    _new(code, "out", dims, out_types[0].dtype)
+    body(lambda o, x: code(f"out[{_at(o)}] = i0[{x}]"))
+    code("return out")
+    return code.text()
+
+
+@_register(indexing.IncSubtensor)
+def _inc_subtensor(op, in_types, out_types, name):
+    code = _Code(name, len(in_types))
+    dt = out_types[0].dtype
+    ty = in_types[1]
+    dims, body = _index_loops(code, op.idx, in_types, 2)
+    nd, ndy = len(dims), len(ty.shape)
+    if ndy > nd:
+        code('raise ValueError("y cannot be broadcast to x[idx]")')
+    for k in range(min(ndy, nd)):
+        d = dims[nd - ndy + k]
+        cond = f"i1.shape[{k}] != 1 and i1.shape[{k}] != {d}"
+        _raise(code, cond, "ValueError", "y cannot be broadcast to x[idx]")
+    code("out = i0.copy()")
+    if ndy == 0:
+        code(f"yv = {cast_expr('i1[()]', ty.dtype, dt)}")
+
+    def emit(o, x):
+        if ndy == 0:
+            v = "yv"
+        else:
+            names = o[nd - ndy :]
+            yi = [f"0 if i1.shape[{k}] == 1 else {q}" for k, q in enumerate(names)]
+            v = cast_expr(f"i1[{_at(yi)}]", ty.dtype, dt)
+        if op.set_instead_of_inc:
+            code(f"out[{x}] = {v}")
+        elif dt == "bool":
+            code(f"out[{x}] = out[{x}] or {v}")
+        else:
+            code(f"out[{x}] += {v}")
+
+    if ndy <= nd:
+        body(emit)
+    code("return out")
+    return code.text()

@@ -1,0 +1,280 @@
+"""Kernels of the reductions and nn ops: Reduce, ArgReduce, LogSumExp, Softmax, LogSoftmax,
+CrossentropyCategorical1Hot, SumTo."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fusegraph.backends.numba.kernels.base import (
+    _at,
+    _close,
+    _Code,
+    _loops,
+    _new,
+    _np,
+    _raise,
+    _register,
+    _shape_vars,
+    _tup,
+)
+from fusegraph.backends.numba.kernels.shape import _read_shape_vector
+from fusegraph.backends.numba.scalar_code import cast_expr
+from fusegraph.ops import grad_ops, nn, reduction
+
+# ----------------------------------------------------------------------------------------
+# reductions
+
+
+def _is_float(dtype):
+    return dtype in ("float32", "float64")
+
+
+def _reduce_init(kind, dtype):
+    if kind in ("sum", "mean"):
+        return f"{_np(dtype)}(0)" if dtype != "bool" else "False"
+    if kind == "prod":
+        return f"{_np(dtype)}(1)"
+    if kind == "all":
+        return "True"
+    if kind == "any":
+        return "False"
+    if dtype == "bool":
+        return "False" if kind == "max" else "True"
+    if _is_float(dtype):
+        return f"{_np(dtype)}({'-' if kind == 'max' else ''}np.inf)"
+    info = np.iinfo(dtype)
+    return f"{_np(dtype)}({info.min if kind == 'max' else info.max})"
+
+
+def _reduce_update(kind, src, dtype):
+    """Lines updating ``acc`` with the element ``v`` (dtype ``src``; acc has ``dtype``)."""
+    if kind in ("sum", "mean"):
+        return [f"acc = acc + {cast_expr('v', src, dtype)}"]
+    if kind == "prod":
+        return [f"acc = acc * {cast_expr('v', src, dtype)}"]
+    if kind == "all":
+        return [f"acc = acc and {cast_expr('v', src, 'bool')}"]
+    if kind == "any":
+        return [f"acc = acc or {cast_expr('v', src, 'bool')}"]
+    if dtype == "bool":
+        return ["acc = acc or v" if kind == "max" else "acc = acc and v"]
+    cmp = ">" if kind == "max" else "<"
+    nan = " or v != v" if _is_float(dtype) else ""
+    return [f"if v {cmp} acc{nan}:", "    acc = v"]
+
+
+def _reduced_index(idx, axes, keepdims):
+    return [("0" if keepdims else None) if k in axes else j for k, j in enumerate(idx)]
+
+
+@_register(reduction.Reduce)
+def _reduce(op, in_types, out_types, name):
+    # Iterate the input in C order; from the first axis after which every axis is reduced,
+    # accumulate in a local (one load/store of the output per inner block).
+    code = _Code(name, 1)
+    src, dt = in_types[0].dtype, out_types[0].dtype
+    nd = len(in_types[0].shape)
+    axes = set(op.axis)
+    dims = _shape_vars(code, "i0", "n", nd)
+    count = " * ".join(dims[k] for k in sorted(axes)) or "1"
+    code(f"count = {count}")
+    if op.kind in ("max", "min"):
+        _raise(code, "count == 0", "ValueError", "zero-size array to reduction operation")
+    out_dims = ["1" if k in axes else d for k, d in enumerate(dims) if op.keepdims or k not in axes]
+    code(f"out = np.full({_tup(out_dims)}, {_reduce_init(op.kind, dt)}, dtype={_np(dt)})")
+    tail = nd
+    while tail > 0 and tail - 1 in axes:
+        tail -= 1
+    idx = [f"j{k}" for k in range(nd)]
+    oidx = _at(j for j in _reduced_index(idx, axes, op.keepdims) if j is not None)
+    for k in range(nd + 1):
+        if k == tail:
+            code(f"acc = out[{oidx}]")
+        if k < nd:
+            code.block(f"for j{k} in range(n{k}):")
+    code(f"v = i0[{_at(idx)}]", *_reduce_update(op.kind, src, dt))
+    _close(code, nd - tail)
+    code(f"out[{oidx}] = acc")
+    _close(code, tail)
+    if op.kind == "mean":
+        code(f"c = {_np(dt)}(count)")
+        if out_dims:
+            code("flat = out.reshape(out.size)")
+            with code.loop("j", "flat.size"):
+                code("flat[j] = flat[j] / c")
+        else:
+            code("out[()] = out[()] / c")
+    code("return out")
+    return code.text()
+
+
+def _grouped(code, nd, axes):
+    """Bind ``y`` to ``i0`` with the kept axes first and the ``axes`` last; returns
+    (kept dims, reduced dims, perm)."""
+    kept = [k for k in range(nd) if k not in axes]
+    perm = kept + sorted(axes)
+    code("y = i0" if perm == list(range(nd)) else f"y = i0.transpose({_tup(perm)})")
+    dims = _shape_vars(code, "y", "n", nd)
+    return dims[: len(kept)], dims[len(kept) :], perm
+
+
+@_register(reduction.ArgReduce)
+def _arg_reduce(op, in_types, out_types, name):
+    code = _Code(name, 1)
+    src = in_types[0].dtype
+    nd = len(in_types[0].shape)
+    better = {"argmax": ">", "argmin": "<"}[op.kind]
+    if src == "bool":
+        test = "v and not best" if op.kind == "argmax" else "best and not v"
+    elif _is_float(src):
+        test = f"v {better} best or (v != v and best == best)"
+    else:
+        test = f"v {better} best"
+    if op.axis is None:
+        code("y = i0.ravel()" if nd else "y = i0.reshape(1)")
+        outer, inner = [], ["y.shape[0]"]
+        yidx = lambda j: j  # noqa: E731
+        out_dims = ["1"] * nd if op.keepdims else []
+    else:
+        outer, inner, _ = _grouped(code, nd, {op.axis})
+        yidx = lambda j: _at([f"o{k}" for k in range(len(outer))] + [j])  # noqa: E731
+        out_dims = list(outer)
+        if op.keepdims:
+            out_dims.insert(op.axis, "1")
+    _raise(code, f"{inner[0]} == 0", "ValueError", "attempt to get argmax of an empty sequence")
+    _new(code, "out", out_dims, "int64")
+    oidx = _loops(code, outer, "o")
+    code(f"best = y[{yidx('0')}]", "arg = 0")
+    with code.loop("t", f"1, {inner[0]}"):
+        code(f"v = y[{yidx('t')}]")
+        with code.block(f"if {test}:"):
+            code("best = v", "arg = t")
+    if op.keepdims and op.axis is not None:
+        oidx.insert(op.axis, "0")
+    elif op.keepdims:
+        oidx = ["0"] * nd
+    code(f"out[{_at(oidx)}] = arg")
+    _close(code, len(outer))
+    code("return out")
+    return code.text()
+
+
+def _group_max(code, inner, dt, src, yidx):
+    """``top``: the NaN-propagating max of the group (-inf when empty)."""
+    code(f"top = {_np(dt)}(-np.inf)")
+    idx = _loops(code, inner, "r")
+    code(f"v = {cast_expr(f'y[{yidx(idx)}]', src, dt)}")
+    with code.block("if v > top or v != v:"):
+        code("top = v")
+    _close(code, len(inner))
+    return idx
+
+
+@_register(reduction.LogSumExp)
+def _logsumexp(op, in_types, out_types, name):
+    code = _Code(name, 1)
+    src, dt = in_types[0].dtype, out_types[0].dtype
+    nd = len(in_types[0].shape)
+    axes = set(op.axis)
+    outer, inner, _ = _grouped(code, nd, axes)
+    kept_it = iter(outer)
+    out_dims = [
+        "1" if k in axes else next(kept_it) for k in range(nd) if op.keepdims or k not in axes
+    ]
+    _new(code, "out", out_dims, dt)
+    oidx = _loops(code, outer, "o")
+
+    def yidx(r):
+        return _at(oidx + r)
+
+    _group_max(code, inner, dt, src, yidx)
+    code(f"shift = top if math.isfinite(top) else {_np(dt)}(0)", f"total = {_np(dt)}(0)")
+    idx = _loops(code, inner, "r")
+    code(f"total += vecmath.exp({cast_expr(f'y[{yidx(idx)}]', src, dt)} - shift)")
+    _close(code, len(inner))
+    it = iter(oidx)
+    full = ["0" if k in axes else next(it) for k in range(nd) if op.keepdims or k not in axes]
+    code(f"out[{_at(full)}] = vecmath.log(total) + shift")
+    _close(code, len(outer))
+    code("return out")
+    return code.text()
+
+
+@_register(nn.Softmax, nn.LogSoftmax)
+def _softmax(op, in_types, out_types, name):
+    code = _Code(name, 1)
+    src, dt = in_types[0].dtype, out_types[0].dtype
+    nd = len(in_types[0].shape)
+    outer, inner, perm = _grouped(code, nd, set(op.axis))
+    _new(code, "out", [f"i0.shape[{k}]" for k in range(nd)], dt)
+    code("ot = out" if perm == list(range(nd)) else f"ot = out.transpose({_tup(perm)})")
+    oidx = _loops(code, outer, "o")
+
+    def yidx(r):
+        return _at(oidx + r)
+
+    _group_max(code, inner, dt, src, yidx)
+    code(f"total = {_np(dt)}(0)")
+    idx = _loops(code, inner, "r")
+    v = f"{cast_expr(f'y[{yidx(idx)}]', src, dt)} - top"
+    if isinstance(op, nn.Softmax):
+        code(f"e = vecmath.exp({v})", f"ot[{yidx(idx)}] = e", "total += e")
+    else:
+        code(f"s = {v}", f"ot[{yidx(idx)}] = s", "total += vecmath.exp(s)")
+    _close(code, len(inner))
+    if isinstance(op, nn.LogSoftmax):
+        code("total = vecmath.log(total)")
+    idx = _loops(code, inner, "r")
+    code(
+        f"ot[{yidx(idx)}] = ot[{yidx(idx)}] "
+        + ("/" if isinstance(op, nn.Softmax) else "-")
+        + " total"
+    )
+    _close(code, len(inner) + len(outer))
+    code("return out")
+    return code.text()
+
+
+@_register(nn.CrossentropyCategorical1Hot)
+def _crossentropy(op, in_types, out_types, name):
+    code = _Code(name, 2)
+    tc, tt = in_types
+    dt = out_types[0].dtype
+    nd = len(tt.shape)
+    for k in range(nd):
+        _raise(code, f"i0.shape[{k}] != i1.shape[{k}]", "ValueError", "true_dist shape mismatch")
+    code(f"kk = i0.shape[{nd}]")
+    dims = [f"i1.shape[{k}]" for k in range(nd)]
+    _new(code, "out", dims, dt)
+    idx = _loops(code, dims, "j")
+    code(f"c = {cast_expr(f'i1[{_at(idx)}]', tt.dtype, 'int64')}")
+    _raise(code, "c < 0 or c >= kk", "IndexError", "class index out of range")
+    picked = "i0[" + _at([*idx, "c"]) + "]"
+    code(f"p = {cast_expr(picked, tc.dtype, dt)}")
+    code(f"out[{_at(idx)}] = " + ("-p" if op.log_input else "-vecmath.log(p)"))
+    _close(code, nd)
+    code("return out")
+    return code.text()
+
+
+@_register(grad_ops.SumTo)
+def _sum_to(op, in_types, out_types, name):
+    code = _Code(name, 2)
+    dt = in_types[0].dtype
+    ndg, ndo = len(in_types[0].shape), len(out_types[0].shape)
+    lead = ndg - ndo
+    dims = _read_shape_vector(code, "i1", ndo)
+    for k, s in enumerate(dims):
+        cond = f"{s} != 1 and i0.shape[{lead + k}] != {s}"
+        _raise(code, cond, "ValueError", "cannot sum down to the shape")
+    code(f"out = np.zeros({_tup(dims)}, dtype={_np(dt)})")
+    idx = _loops(code, [f"i0.shape[{k}]" for k in range(ndg)], "j")
+    oidx = [f"0 if {s} == 1 else j{lead + k}" for k, s in enumerate(dims)]
+    o = _at(oidx)
+    if dt == "bool":
+        code(f"out[{o}] = out[{o}] or i0[{_at(idx)}]")
+    else:
+        code(f"out[{o}] += i0[{_at(idx)}]")
+    _close(code, ndg)
+    code("return out")
+    return code.text()

@@ -1,0 +1,229 @@
+"""Kernels of the shape ops and constructors: Shape, ShapeI, MakeVector, Reshape, DimShuffle,
+BroadcastTo, Join, Alloc, ARange, Eye."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from fusegraph.backends.numba import scalar_code
+from fusegraph.backends.numba.kernels.base import (
+    _at,
+    _close,
+    _Code,
+    _loops,
+    _new,
+    _np,
+    _raise,
+    _register,
+    _shape_vars,
+    _tup,
+)
+from fusegraph.backends.numba.scalar_code import cast_expr
+from fusegraph.ops import creation
+
+# ``fusegraph.ops.shape`` is also the name of a function re-exported by ``fusegraph.ops``.
+shape = importlib.import_module("fusegraph.ops.shape")
+
+# ----------------------------------------------------------------------------------------
+# shape ops
+
+
+@_register(shape.Shape)
+def _shape(op, in_types, out_types, name):
+    code = _Code(name, 1)
+    nd = len(in_types[0].shape)
+    _new(code, "out", [str(nd)], "int64")
+    for k in range(nd):
+        code(f"out[{k}] = i0.shape[{k}]")
+    code("return out")
+    return code.text()
+
+
+@_register(shape.ShapeI)
+def _shape_i(op, in_types, out_types, name):
+    code = _Code(name, 1)
+    _new(code, "out", [], "int64")
+    code(f"out[()] = i0.shape[{op.i}]", "return out")
+    return code.text()
+
+
+@_register(shape.MakeVector)
+def _make_vector(op, in_types, out_types, name):
+    code = _Code(name, len(in_types))
+    _new(code, "out", [str(len(in_types))], op.dtype)
+    for k, t in enumerate(in_types):
+        code(f"out[{k}] = {cast_expr(f'i{k}[()]', t.dtype, op.dtype)}")
+    code("return out")
+    return code.text()
+
+
+def _read_shape_vector(code, arg, n):
+    """Bind ``s0..`` to the entries of a shape vector input of static length ``n``."""
+    _raise(code, f"{arg}.shape[0] != {n}", "ValueError", "the shape vector has the wrong length")
+    names = [f"s{k}" for k in range(n)]
+    for k, s in enumerate(names):
+        code(f"{s} = np.int64({arg}[{k}])")
+    return names
+
+
+@_register(shape.Reshape)
+def _reshape(op, in_types, out_types, name):
+    code = _Code(name, 2)
+    dims = _read_shape_vector(code, "i1", op.ndim)
+    code("size = i0.size", "known = 1", "free = -1")
+    for k, s in enumerate(dims):
+        # NumPy takes any negative entry as the unknown one
+        with code.block(f"if {s} < 0:"):
+            _raise(code, "free >= 0", "ValueError", "can only specify one unknown dimension")
+            code(f"free = {k}")
+        with code.block("else:"):
+            code(f"known *= {s}")
+    with code.block("if free >= 0:"):
+        _raise(code, "known == 0 or size % known != 0", "ValueError", "cannot reshape")
+        for k, s in enumerate(dims):
+            code(f"{s} = size // known if free == {k} else {s}")
+    with code.block("elif known != size:"):
+        code('raise ValueError("cannot reshape array into the requested shape")')
+    if op.ndim == 0:
+        _new(code, "out", [], out_types[0].dtype)
+        code("out[()] = as_c(i0).reshape(1)[0]", "return out")
+    else:
+        code(f"return as_c(i0).reshape({_tup(dims)})")
+    return code.text()
+
+
+@_register(shape.DimShuffle)
+def _dimshuffle(op, in_types, out_types, name):
+    code = _Code(name, 1)
+    for a in op.dropped:
+        _raise(code, f"i0.shape[{a}] != 1", "ValueError", "cannot drop an axis of length != 1")
+    kept = [a for a in op.new_order if a != "x"]
+    perm = kept + list(op.dropped)
+    y = "i0"
+    if perm == list(reversed(range(op.input_ndim))) and op.input_ndim > 1:
+        y = "i0.T"  # typed F-layout for a C input: BLAS takes it without a copy
+    elif perm != list(range(op.input_ndim)):
+        y = f"i0.transpose({_tup(perm)})"
+    items = ["None" if a == "x" else ":" for a in op.new_order] + ["0"] * len(op.dropped)
+    if not out_types[0].shape:
+        _new(code, "out", [], out_types[0].dtype)
+        code(f"out[()] = {y}[{_at(items)}]", "return out")
+    elif "x" in op.new_order or op.dropped:
+        code(f"return {y}[{', '.join(items)}]")
+    else:
+        code(f"return {y}")
+    return code.text()
+
+
+def _check_broadcast_to(code, src_ndim, dims):
+    """ValueError unless an array ``i0`` of ``src_ndim`` dims broadcasts to ``dims``."""
+    lead = len(dims) - src_ndim
+    for s in dims:
+        _raise(code, f"{s} < 0", "ValueError", "negative dimensions are not allowed")
+    for k in range(src_ndim):
+        d = dims[lead + k]
+        cond = f"i0.shape[{k}] != 1 and i0.shape[{k}] != {d}"
+        _raise(code, cond, "ValueError", "operands could not be broadcast to the shape")
+
+
+@_register(shape.BroadcastTo)
+def _broadcast_to(op, in_types, out_types, name):
+    code = _Code(name, 2)
+    dims = _read_shape_vector(code, "i1", len(out_types[0].shape))
+    _check_broadcast_to(code, len(in_types[0].shape), dims)
+    if not in_types[0].shape:
+        code(f"return np.full({_tup(dims)}, i0[()], dtype={_np(in_types[0].dtype)})")
+    else:
+        code(f"return np.broadcast_to(i0, {_tup(dims)})")
+    return code.text()
+
+
+@_register(shape.Join)
+def _join(op, in_types, out_types, name):
+    code = _Code(name, len(in_types))
+    nd, ax = len(out_types[0].shape), op.axis
+    dims = _shape_vars(code, "i0", "n", nd)
+    code(f"total = n{ax}")
+    for k in range(1, len(in_types)):
+        for d in range(nd):
+            if d != ax:
+                cond = f"i{k}.shape[{d}] != n{d}"
+                _raise(code, cond, "ValueError", "input array dimensions must match")
+        code(f"total += i{k}.shape[{ax}]")
+    dims[ax] = "total"
+    _new(code, "out", dims, out_types[0].dtype)
+    code("start = 0")
+    for k in range(len(in_types)):
+        stop = f"start + i{k}.shape[{ax}]"
+        key = [":"] * ax + [f"start:{stop}"]
+        code(f"out[{', '.join(key)}] = i{k}", f"start = {stop}")
+    code("return out")
+    return code.text()
+
+
+# ----------------------------------------------------------------------------------------
+# creation
+
+
+@_register(creation.Alloc)
+def _alloc(op, in_types, out_types, name):
+    code = _Code(name, 2)
+    out = out_types[0]
+    dims = _read_shape_vector(code, "i1", len(out.shape))
+    src_nd = len(in_types[0].shape)
+    _check_broadcast_to(code, src_nd, dims)
+    _new(code, "out", dims, out.dtype)
+    if src_nd == 0:
+        code("v = i0[()]")
+    idx = _loops(code, dims, "j")
+    lead = len(dims) - src_nd
+    src = [f"0 if i0.shape[{k}] == 1 else j{lead + k}" for k in range(src_nd)]
+    code(f"out[{_at(idx)}] = " + ("v" if src_nd == 0 else f"i0[{_at(src)}]"))
+    _close(code, len(dims))
+    code("return out")
+    return code.text()
+
+
+@_register(creation.ARange)
+def _arange(op, in_types, out_types, name):
+    # NumPy: length = ceil((stop - start) / step), out[0] = start, out[1] = start + step (both
+    # cast to dtype), then out[i] = out[0] + i * (out[1] - out[0]) in dtype.
+    code = _Code(name, 3)
+    dt = op.dtype
+    for k, v in enumerate(("start", "stop", "step")):
+        t = in_types[k].dtype
+        code(f"{v} = " + (f"np.int64(i{k}[()])" if t == "bool" else f"i{k}[()]"))
+    _raise(code, "step == 0", "ZeroDivisionError", "division by zero")
+    code("q = (stop - start) / step")
+    _raise(code, "not math.isfinite(q)", "ValueError", "arange: cannot compute the length")
+    code("n = max(0, int(math.ceil(q)))")
+    _new(code, "out", ["n"], dt)
+    if dt == "bool":
+        _raise(code, "n > 2", "TypeError", "arange() of booleans has at most length 2")
+    src = scalar_code.as_dtype(np.result_type(*(t.dtype for t in in_types)))
+    first = cast_expr("start", src, dt)
+    second = cast_expr("(start + step)", src, dt)
+    with code.block("if n > 0:"):
+        code(f"out[0] = {first}")
+    with code.block("if n > 1:"):
+        code(f"out[1] = {second}")
+    if dt != "bool":
+        code("delta = out[1] - out[0] if n > 1 else out[0]")
+        with code.loop("i", "2, n"):
+            code(f"out[i] = out[0] + {_np(dt)}(i) * delta")
+    code("return out")
+    return code.text()
+
+
+@_register(creation.Eye)
+def _eye(op, in_types, out_types, name):
+    code = _Code(name, 3)
+    code("n = np.int64(i0[()])", "m = np.int64(i1[()])", "k = np.int64(i2[()])")
+    _raise(code, "n < 0 or m < 0", "ValueError", "negative dimensions are not allowed")
+    code(f"out = np.zeros((n, m), dtype={_np(op.dtype)})")
+    with code.loop("i", "max(0, -k), min(n, m - k)"):
+        code(f"out[i, i + k] = {_np(op.dtype)}(1)")
+    code("return out")
+    return code.text()
