@@ -2,7 +2,7 @@
 cleanups (dimshuffle, reshape, broadcast, cast chains) and the reductions and ``SumTo``
 nodes that gradients of broadcasting leave behind where shapes prove them useless.
 
-Every rule keeps its variable's dtype and every statically known dim (``_keeps_type``).
+Every rule keeps its variable's dtype and every statically known dim (``keeps_type``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from fusegraph.ops.shape import (
     dimshuffle,
     shape_i,
 )
-from fusegraph.rewrites.engine import Pattern, RuleSet, elemwise
+from fusegraph.rewrites.engine import Pattern, RuleSet, elemwise, keeps_type
 from fusegraph.rewrites.shapes import dims, same_shape, shape_entries, symbol_source
 from fusegraph.types import is_float, is_int
 
@@ -41,18 +41,9 @@ _FILL_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # --------------------------------------------------------------------------- helpers
 
 
-def _keeps_type(old, new) -> bool:
-    """True if ``new`` may stand for ``old``: same dtype and ndim, no known dim lost."""
-    return (
-        new.dtype == old.dtype
-        and new.ndim == old.ndim
-        and all(a is None or a == b for a, b in zip(old.type.shape, new.type.shape))
-    )
-
-
 def _checked(node, new):
     """``new`` if it may replace ``node``'s output, else None."""
-    return new if new is not None and _keeps_type(node.outputs[0], new) else None
+    return new if new is not None and keeps_type(node.outputs[0], new) else None
 
 
 def _uniform(const: Constant):
@@ -408,7 +399,7 @@ def elemwise_drop_broadcast(node):
         others = node.inputs[:k] + node.inputs[k + 1 :]
         if _supplied(var, x, others, out.ndim):
             new = node.op(*node.inputs[:k], x, *node.inputs[k + 1 :])
-            if _keeps_type(out, new):
+            if keeps_type(out, new):
                 return new
     return None
 

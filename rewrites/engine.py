@@ -371,12 +371,19 @@ def fold_constant(node: Apply):
     return Constant(value)
 
 
+def keeps_type(old: Variable, new: Variable) -> bool:
+    """True if ``new`` may stand for ``old``: same dtype and ndim, no known dim lost."""
+    return (
+        new.dtype == old.dtype
+        and new.ndim == old.ndim
+        and all(a is None or a == b for a, b in zip(old.type.shape, new.type.shape))
+    )
+
+
 def check_type(old: Variable, new: Variable, why: str) -> None:
     """Raise RewriteError unless ``new`` keeps the dtype and every statically known dim of
     ``old``, the variable it replaces (``why`` names the rule or pass)."""
-    ok = new.dtype == old.dtype and new.ndim == old.ndim
-    ok = ok and all(a is None or a == b for a, b in zip(old.type.shape, new.type.shape))
-    if not ok:
+    if not keeps_type(old, new):
         raise RewriteError(
             f"rewrite {why!r} changed {old} from {old.dtype} {fmt_shape(old.type.shape)} to "
             f"{new.dtype} {fmt_shape(new.type.shape)}"

@@ -19,7 +19,7 @@ from fusegraph.ops.grad_ops import SumTo
 from fusegraph.ops.nn import CrossentropyCategorical1Hot, LogSoftmax, Softmax
 from fusegraph.ops.reduction import LogSumExp, Reduce
 from fusegraph.ops.shape import BroadcastTo, DimShuffle
-from fusegraph.rewrites.engine import Const, Pattern, RuleSet, elemwise
+from fusegraph.rewrites.engine import Const, Pattern, RuleSet, elemwise, keeps_type
 from fusegraph.rewrites.shapes import dims, same_shape
 from fusegraph.types import is_float
 
@@ -33,9 +33,7 @@ def fit(new: Variable, old: Variable, proven: bool = False):
     shape, else None (so a rule never triggers the engine's type check). ``proven``: the
     caller built ``new`` with the same run-time shape (for ops ``shapes.dims`` cannot
     follow)."""
-    if new.dtype != old.dtype or new.ndim != old.ndim:
-        return None
-    if any(a is not None and a != b for a, b in zip(old.type.shape, new.type.shape)):
+    if not keeps_type(old, new):
         return None
     if proven or same_shape(new, old):
         return new

@@ -45,6 +45,7 @@ from pathlib import Path
 
 __all__ = [
     "CACHEABLE",
+    "KERNEL_DECORATOR",
     "CacheWarning",
     "cache_dir",
     "base_dir",
@@ -57,6 +58,9 @@ __all__ = [
 
 #: the global the generated source reads to decide whether ``cache=True`` is usable
 CACHEABLE = "__fusegraph_cacheable__"
+#: The decorator every generated kernel carries: cached when the module allows it, no GIL,
+#: NumPy's error model (the Python one checks every division and stops vectorisation).
+KERNEL_DECORATOR = f'@numba.njit(cache={CACHEABLE}, nogil=True, error_model="numpy")'
 #: generated module names (and the stems of their files and of Numba's files) start so
 PREFIX = "fusegraph_cache_"
 _TMP_PREFIX = "." + PREFIX

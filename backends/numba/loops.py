@@ -43,6 +43,7 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
 from fusegraph.backends.numba import scalar_code, vecmath
+from fusegraph.backends.numba.cache import KERNEL_DECORATOR
 from fusegraph.backends.numba.scalar_code import (
     cast_expr,
     constant_expr,
@@ -58,7 +59,6 @@ from fusegraph.ops.reduction import reduce_dtype
 #: The message of the ValueError a kernel raises for shapes that do not broadcast.
 BROADCAST_ERROR = "operands could not be broadcast together"
 _EMPTY_ERROR = "zero-size array to reduction operation {} which has no identity"
-_DECORATOR = '@numba.njit(cache=__fusegraph_cacheable__, nogil=True, error_model="numpy")'
 _IND = "    "
 
 
@@ -540,7 +540,7 @@ class _Kernel:
             f"#   inputs: {', '.join(str(t) for t in self.in_types) or 'none'}",
             f"#   scalar_code {scalar_code.SOURCE_HASH}, vecmath {vecmath.SOURCE_HASH}, "
             f"loops {SOURCE_HASH}",
-            _DECORATOR,
+            KERNEL_DECORATOR,
             f"def {self.name}({args}):",
         ]
         lines = self.shape_code("n", range(self.nin), self.ndim)

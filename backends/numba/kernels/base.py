@@ -9,8 +9,9 @@ import numpy as np
 from numba.extending import overload
 
 from fusegraph.backends.numba import scalar_code
+from fusegraph.backends.numba.cache import KERNEL_DECORATOR
 
-DECORATOR = '@numba.njit(cache=__fusegraph_cacheable__, nogil=True, error_model="numpy")'
+DECORATOR = KERNEL_DECORATOR
 
 #: The import lines a module holding kernels needs.
 IMPORTS = (
