@@ -8,6 +8,7 @@ f = fg.function([x], fg.exp(x).sum())
 from fusegraph.constructors import matrix, scalar, tensor, tensor3, tensor4, vector
 from fusegraph.derivatives import hessian, hessian_vector_product, jacobian, verify_grad
 from fusegraph.errors import (
+    DebugModeError,
     DisconnectedInputError,
     GradientError,
     MissingInputError,
@@ -36,6 +37,7 @@ from fusegraph.types import TensorType
 __all__ = [
     "Apply",
     "Constant",
+    "DebugModeError",
     "DisconnectedInputError",
     "DisconnectedType",
     "Function",

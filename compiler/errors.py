@@ -7,6 +7,10 @@ class GradientError(AssertionError):
     """An analytic gradient disagrees with finite differences (raised by ``verify_grad``)."""
 
 
+class DebugModeError(AssertionError):
+    """``mode="debug"``: two ways of computing a function disagree, or an input was mutated."""
+
+
 class DisconnectedInputError(ValueError):
     """A ``wrt`` variable of ``grad`` is not part of the cost's graph."""
 

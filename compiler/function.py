@@ -3,6 +3,7 @@ validates its arguments, runs the graph on a backend and applies shared-variable
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -45,7 +46,8 @@ def function(
         updates: dict or list of ``(shared_variable, new_value)``; all new values are
             computed from the old ones, then assigned, only after a successful call.
         givens: dict or list of ``(variable, replacement)`` substituted before compiling.
-        mode: None (default), a backend name (``"py"``) or ``fg.Mode``.
+        mode: None (the default ``fg.Mode()``: Numba), a backend name (``"numba"``,
+            ``"py"``, ``"debug"``) or ``fg.Mode``.
         on_unused_input: ``"raise"`` (default), ``"warn"`` or ``"ignore"`` for inputs no
             output needs.
         trust_input: skip argument validation and conversion (arguments must then already
@@ -65,6 +67,7 @@ def function(
     targets = remove_forward_identities(targets)
     shared_vars = _roots(inputs, targets, label, on_unused_input)
     mode = as_mode(mode)
+    unrewritten = FunctionGraph(inputs + shared_vars, targets)
     targets, stats = optimize(targets, mode.include, mode.exclude)
     fgraph = FunctionGraph(inputs + shared_vars, targets)
     return Function(
@@ -77,6 +80,7 @@ def function(
         trust_input=trust_input,
         name=name,
         label=label,
+        unrewritten=unrewritten if mode.backend == "debug" else None,
     )
 
 
@@ -171,8 +175,17 @@ class Function:
         graph: the rewritten ``FunctionGraph`` that runs (explicit inputs, then shared
             variables).
         rewrite_stats: ``{"seconds": per pass, "rewrites": count per rule}``.
+        mode: the ``fg.Mode`` it was compiled with.
         name: the name given to ``fg.function``.
         trust_input: when True, calls skip argument validation.
+
+    Calls are thread-safe: compiled code runs without the GIL, so threads calling one
+    function run in parallel; a function with ``updates`` holds a lock from reading the
+    shared values to assigning the new ones, so its calls run one at a time.
+
+    A ``Function`` pickles as its graph and options; unpickling compiles again (from the
+    disk cache when it is warm). Its shared variables are pickled with it and become new,
+    independent shared variables in the unpickled copy.
     """
 
     def __init__(
@@ -186,6 +199,7 @@ class Function:
         trust_input,
         name,
         label,
+        unrewritten=None,
     ):
         self.graph = fgraph
         self.rewrite_stats = rewrite_stats
@@ -200,8 +214,48 @@ class Function:
         )
         self._shared = fgraph.inputs[self._n_inputs :]
         self._update_targets = update_targets
+        self._unrewritten = unrewritten
         self._positions = {v.name: i for i, v in enumerate(self.inputs) if v.name}
-        self._run = py.compile_graph(fgraph)
+        self._lock = threading.Lock() if update_targets else None
+        self._py_run = None
+        self._compiled = None
+        self._bare = single and not update_targets  # the entry returns the output itself
+        if mode.backend == "numba":
+            from fusegraph.backends.numba.runtime import Compiled
+
+            self._compiled = Compiled(fgraph, mode.parallel, self._bare)
+            self._run = self._compiled.call
+        elif mode.backend == "debug":
+            from fusegraph.debugmode import debug_runner
+
+            self._run = debug_runner(fgraph, unrewritten, label)
+        else:
+            self._run = self._py()
+        if self._compiled is not None:
+            self._specialise_call()
+
+    def __reduce__(self):
+        # the graph and the options; unpickling compiles (from the disk cache when warm)
+        return (
+            Function,
+            (
+                self.graph,
+                self.rewrite_stats,
+                self._n_outputs,
+                self._single,
+                self._update_targets,
+                self.mode,
+                self.trust_input,
+                self.name,
+                self._label,
+                self._unrewritten,
+            ),
+        )
+
+    def _py(self):
+        if self._py_run is None:
+            self._py_run = py.compile_graph(self.graph)
+        return self._py_run
 
     @property
     def inputs(self):
@@ -218,18 +272,115 @@ class Function:
         """The ``(shared_variable, update_expression)`` pairs, as compiled (read-only)."""
         return list(zip(self._update_targets, self.graph.outputs[self._n_outputs :], strict=True))
 
+    @property
+    def source(self) -> str:
+        """The generated module (Numba backend), followed by where each node was built."""
+        if self._compiled is None:
+            raise AttributeError(f"{self._label}: mode {self.mode.backend!r} generates no source")
+        where = "\n".join(
+            f"# {label}: {node.trace.filename}:{node.trace.lineno}"
+            for node, label in self._compiled.node_names.items()
+        )
+        return f"{self._compiled.source}\n# Where the nodes were built:\n{where}\n"
+
+    @property
+    def njit(self):
+        """The compiled entry point as a Numba dispatcher, for the user's own ``@numba.njit``
+        code (or Python): ``f.njit(*inputs, *shared_values)`` takes the explicit inputs as
+        arrays of their dtypes and ndims, then the current value of every shared variable in
+        ``f.graph.inputs`` order (``[s.get_value(borrow=True) for s in f.graph.inputs[n:]]``),
+        and returns the tuple of the outputs followed by the new values of the updated
+        shared variables (``f.updates`` order), without assigning them -- or, when ``f``
+        has one output (not a list) and no updates, that output itself. It validates
+        nothing beyond Numba's typing and the static dims."""
+        if self._compiled is None:
+            raise AttributeError(f"{self._label}: mode {self.mode.backend!r} has no njit entry")
+        return self._compiled.entry
+
     def __call__(self, *args, **kwargs):
+        return self._call(args, kwargs)
+
+    def _specialise_call(self):
+        """Give this instance a subclass whose ``__call__`` goes straight into the compiled
+        entry: Numba's dispatch checks the argument types exactly (it compiles nothing
+        new) and the entry checks static dims, so valid calls need no Python checks; any
+        other call raises there and takes ``_call``, which converts, recompiles for a new
+        layout or explains. With ``trust_input`` and one output, ``__call__`` is the
+        dispatcher itself (errors then carry the compiled code's short messages)."""
+        run, slow, bare, n_out = self._run, self._call, self._bare, self._n_outputs
+        shared, targets, lock = self._shared, self._update_targets, self._lock
+        if self.trust_input and bare and not shared:
+            # the free twin: it specialises on new layouts (from Numba's cache when warm)
+            call = staticmethod(self._compiled.entry)
+        elif not targets:
+
+            def call(self, *args, **kwargs):
+                if not kwargs:
+                    try:
+                        result = run(*args, *[s._value for s in shared]) if shared else run(*args)
+                    except Exception:
+                        return slow(args, kwargs)
+                    return result if bare else list(result[:n_out])
+                return slow(args, kwargs)
+
+        else:
+
+            def call(self, *args, **kwargs):
+                if not kwargs:
+                    with lock:
+                        try:
+                            result = run(*args, *[s._value for s in shared])
+                        except Exception:
+                            result = None
+                        else:
+                            for target, value in zip(targets, result[n_out:]):
+                                target._assign(value)
+                    if result is not None:
+                        return result[0] if self._single else list(result[:n_out])
+                return slow(args, kwargs)
+
+        self.__class__ = type("Function", (Function,), {"__call__": call, "__slots__": ()})
+
+    def _call(self, args, kwargs):
+        """The full call: keywords, validation and conversion, updates, detailed errors."""
         if kwargs:
             args = self._merge_keywords(args, kwargs)
-        if not self.trust_input:
+        if not self.trust_input or len(args) != self._n_inputs:
             args = self._validate(args)
-        values = list(args) + [s.get_value(borrow=True) for s in self._shared]
-        results = self._run(*values)
-        # Every right-hand side was computed from the old values; assign them only now.
-        for target, value in zip(self._update_targets, results[self._n_outputs :]):
-            target.set_value(value, borrow=True)
+        if self._lock is None:
+            results = self._execute(args)
+        else:
+            with self._lock:
+                results = self._execute(args)
+                # Every right-hand side was computed from the old values; assign them now.
+                for target, value in zip(self._update_targets, results[self._n_outputs :]):
+                    target._assign(value)
         outs = results[: self._n_outputs]
-        return outs[0] if self._single else outs
+        return outs[0] if self._single else list(outs)
+
+    def _execute(self, args):
+        values = list(args) + [s.get_value(borrow=True) for s in self._shared]
+        if self._compiled is None:
+            return self._run(*values)
+        if self._bare:
+            return (self._run_compiled(values),)
+        return self._run_compiled(values)
+
+    def _run_compiled(self, values):
+        try:
+            return self._run(*values)
+        except Exception as exc:
+            error = exc
+        if self._compiled.compile_for(values):  # valid arguments of another layout
+            try:
+                return self._run(*values)
+            except Exception as exc:
+                error = exc
+        # The compiled code raised with a constant message: the interpreter raises the same
+        # error with the op, the shapes and the user's line.
+        self._py()(*values)
+        error.add_note(f"{self._label}: the interpreter ran this call without error")
+        raise error
 
     def _merge_keywords(self, args, kwargs):
         merged = list(args) + [_MISSING] * (self._n_inputs - len(args))

@@ -33,6 +33,14 @@ class Variable(TensorMethods):
             raise AttributeError(f"{type(self).__name__} is immutable; cannot set {attr!r}")
         object.__setattr__(self, attr, value)
 
+    def __getstate__(self):
+        slots = (s for cls in type(self).__mro__ for s in getattr(cls, "__slots__", ()))
+        return {s: getattr(self, s) for s in slots if s != "__weakref__" and hasattr(self, s)}
+
+    def __setstate__(self, state):
+        for attr, value in state.items():
+            object.__setattr__(self, attr, value)
+
     dtype = property(lambda self: self.type.dtype)
     ndim = property(lambda self: self.type.ndim)
 
@@ -57,6 +65,10 @@ class Constant(Variable):
         data.setflags(write=False)
         super().__init__(TensorType(data.dtype.name, data.shape), None, 0, name)
         object.__setattr__(self, "data", data)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.data.setflags(write=False)
 
     def signature(self):
         """A hashable key equal for constants of equal type and value (used by merge)."""

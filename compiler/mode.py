@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-BACKENDS = ("py",)
+BACKENDS = ("numba", "py", "debug")
 
 
 @dataclass(frozen=True)
@@ -14,16 +14,22 @@ class Mode:
     """How ``fg.function`` compiles.
 
     Args:
-        backend: ``"py"`` runs the graph node by node with each op's NumPy ``impl``.
+        backend: ``"numba"`` (default) compiles the rewritten graph into one generated,
+            disk-cached module of fused Numba kernels; ``"py"`` runs the graph node by node
+            with each op's NumPy ``impl`` (the reference); ``"debug"`` runs both, and the
+            unrewritten graph, and raises ``fg.DebugModeError`` on the first disagreement.
         include: names of opt-in rules (or rule sets) to switch on.
         exclude: names of passes (``merge``, ``constant_folding``, ``canonicalize``,
             ``stabilize``, ``specialize``, ``fusion``), rule sets or single rules to
             switch off; ``fg.Mode(exclude=("fusion",))`` compiles without fusion.
+        parallel: run large fused loops on all cores (``numba.prange`` over the outer
+            dimension; reductions are never split across threads). Numba backend only.
     """
 
-    backend: str = "py"
+    backend: str = "numba"
     include: tuple = ()
     exclude: tuple = ()
+    parallel: bool = False
 
     def __post_init__(self):
         if self.backend not in BACKENDS:

@@ -32,6 +32,11 @@ class SharedVariable(Variable):
         its dtype without loss; it is copied unless ``borrow=True``."""
         object.__setattr__(self, "_value", self.filter(value, copy=not borrow))
 
+    def _assign(self, value: np.ndarray) -> None:
+        """Store ``value``, an array of exactly this variable's dtype and ndim (an update
+        computed by a compiled function), without checks or copies."""
+        object.__setattr__(self, "_value", value)
+
     def filter(self, value, copy: bool = True) -> np.ndarray:
         """Check ``value`` against this variable's type and return it as an array."""
         arr = np.asarray(value)

@@ -63,7 +63,7 @@ def main():
         assert abs(value - ref) < 1e-10 and err < 1e-10, "fusegraph and NumPy disagree"
     accuracy = np.mean((X_data @ w_ref + b_ref > 0) == (y_data > 0.5))
     print(
-        f"\ntraining accuracy {accuracy:.3f}; per step: fusegraph py {t_fg / 201 * 1e6:.0f} us, "
+        f"\ntraining accuracy {accuracy:.3f}; per step: fusegraph {t_fg / 201 * 1e6:.0f} us, "
         f"hand-written NumPy {t_np / 201 * 1e6:.0f} us"
     )
 

@@ -10,7 +10,7 @@ from fusegraph.rewrites.passes import optimize
 
 #: A Mode that runs the graph exactly as built.
 NO_REWRITES = fg.Mode(
-    exclude=("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "fusion")
+    "py", exclude=("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "fusion")
 )
 
 
@@ -28,7 +28,7 @@ def check_rewrite(inputs, output, expected, values, include=(), exclude=("fusion
     assert fg.pprint(new) == expected, f"rewrote to {fg.pprint(new)!r}, expected {expected!r}"
     before = fg.function(inputs, output, mode=NO_REWRITES, on_unused_input="ignore")
     after = fg.function(
-        inputs, output, mode=fg.Mode(include=include, exclude=exclude), on_unused_input="ignore"
+        inputs, output, mode=fg.Mode("py", include, exclude), on_unused_input="ignore"
     )
     for args in values:
         a, b = before(*args), after(*args)

@@ -10,7 +10,7 @@ R = np.random.default_rng(7)
 
 
 def run(inputs, outputs, *args):
-    return fg.function(inputs, outputs, on_unused_input="ignore")(*args)
+    return fg.function(inputs, outputs, on_unused_input="ignore", mode="py")(*args)
 
 
 # --------------------------------------------------------------------------- basics

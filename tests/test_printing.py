@@ -121,7 +121,7 @@ def test_dprint_function_marks_inputs_outputs_shared_and_updates():
         [x],
         [loss, x * 2],
         updates=[(w, w - 0.1 * x), (step, step + 1)],
-        mode=fg.Mode(exclude=("fusion",)),
+        mode=fg.Mode("py", exclude=("fusion",)),
     )
     expected = _lines(
         "Dot [id A] <float64 scalar> 'loss' (output 0)",

@@ -335,23 +335,26 @@ class _VerifiedLoader(importlib.machinery.SourceFileLoader):
         return compile(self._source, self.path, "exec", dont_inherit=True)
 
 
-def _exec_file_module(name: str, path: Path, source: str, digest: str) -> types.ModuleType:
+def _exec_file_module(
+    name: str, path: Path, source: str, digest: str, namespace
+) -> types.ModuleType:
     loader = _VerifiedLoader(name, str(path), source)
     spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
     module = importlib.util.module_from_spec(spec)
-    return _exec(module, name, digest, True, lambda: loader.exec_module(module))
+    return _exec(module, name, digest, True, namespace, lambda: loader.exec_module(module))
 
 
-def _exec_memory_module(name: str, source: str, digest: str) -> types.ModuleType:
+def _exec_memory_module(name: str, source: str, digest: str, namespace) -> types.ModuleType:
     filename = f"<{name}>"
     lines = source.splitlines(keepends=True)
     linecache.cache[filename] = (len(source), None, lines, filename)
     module = types.ModuleType(name)
     code = compile(source, filename, "exec", dont_inherit=True)
-    return _exec(module, name, digest, False, lambda: exec(code, module.__dict__))
+    return _exec(module, name, digest, False, namespace, lambda: exec(code, module.__dict__))
 
 
-def _exec(module, name, digest, cacheable, run) -> types.ModuleType:
+def _exec(module, name, digest, cacheable, namespace, run) -> types.ModuleType:
+    module.__dict__.update(namespace)
     module.__dict__[CACHEABLE] = cacheable
     module.__dict__["__fusegraph_sha256__"] = digest
     previous = sys.modules.get(name)
@@ -376,7 +379,7 @@ class _Unusable(Exception):
     """A directory cannot hold the module's file (the message says why)."""
 
 
-def _load_in(directory: Path, name: str, source: str, data: bytes, digest: str):
+def _load_in(directory: Path, name: str, source: str, data: bytes, digest: str, namespace):
     """Load from ``directory``; raises :class:`_Unusable` if the directory cannot hold the
     file, and whatever the source itself raises."""
     path = directory / (name + ".py")
@@ -397,7 +400,7 @@ def _load_in(directory: Path, name: str, source: str, data: bytes, digest: str):
         _count("repaired")
         _warn("corrupt", f"Numba's cache files for {path} were corrupt; removed them")
     try:
-        module = _exec_file_module(name, path, source, digest)
+        module = _exec_file_module(name, path, source, digest, namespace)
     except RuntimeError as exc:
         if not _is_locator_error(exc):
             raise
@@ -407,7 +410,7 @@ def _load_in(directory: Path, name: str, source: str, data: bytes, digest: str):
     return module
 
 
-def load_module(source: str) -> types.ModuleType:
+def load_module(source: str, namespace: dict | None = None) -> types.ModuleType:
     """The module whose source is ``source``, executed once per process.
 
     Looks in ``sys.modules`` (memory hit), then for ``<cache_dir()>/<name>.py`` with exactly
@@ -415,7 +418,12 @@ def load_module(source: str) -> types.ModuleType:
     module's global ``__fusegraph_cacheable__`` (set before execution) tells whether
     Numba's ``cache=True`` can be used; it is ``False`` only when no directory at all could
     hold the file and the source was executed from memory. Exceptions raised by the source
-    itself propagate (and the module is not left in ``sys.modules``)."""
+    itself propagate (and the module is not left in ``sys.modules``).
+
+    ``namespace`` holds extra globals set before execution (the generated code's large
+    constants); the source must determine them (e.g. name their digests), since a module
+    already loaded is reused by its source alone."""
+    namespace = namespace or {}
     data = source.encode("utf-8")
     digest = hashlib.sha256(data).hexdigest()
     name = PREFIX + digest[:32]
@@ -435,13 +443,13 @@ def load_module(source: str) -> types.ModuleType:
         if module is not None:
             return module
         try:
-            return _load_in(cache_dir(), name, source, data, digest)
+            return _load_in(cache_dir(), name, source, data, digest, namespace)
         except _Unusable as exc:
             reason = str(exc)
         fallback = _fallback_dir()
         if fallback is not None:
             try:
-                module = _load_in(fallback, name, source, data, digest)
+                module = _load_in(fallback, name, source, data, digest, namespace)
             except _Unusable:
                 pass
             else:
@@ -458,7 +466,7 @@ def load_module(source: str) -> types.ModuleType:
             "works either; running generated modules from memory, without Numba's disk cache",
             stacklevel=3,
         )
-        module = _exec_memory_module(name, source, digest)
+        module = _exec_memory_module(name, source, digest, namespace)
         _count("misses")
         _count("uncached")
         return module

@@ -2,7 +2,7 @@
 and NumPy's special-value behaviour, that LLVM auto-vectorises once they are inlined into a
 loop (calls to the scalar libm block vectorisation)."""
 
-# Use: ``<name>_f64`` / ``<name>_f32`` for name in NAMES are njit(inline="always") functions,
+# Use: ``<name>_f64`` / ``<name>_f32`` for name in NAMES are njit functions,
 # also reachable as FUNCTIONS[name][dtype name] and, in njit code, as the dtype-generic
 # ``<name>``. Method: Cody-Waite reduction with split constants, Remez minimax polynomials
 # evaluated with llvm.fmuladd, exponent arithmetic through bit casts, selects, no branches.
@@ -69,6 +69,12 @@ def _f64(typingctx, i):
 SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 _jit = numba.njit(inline="always")
+# The public functions are ordinary njit functions: compiled once per process and signature,
+# then LLVM inlines them into each calling loop (and vectorises it) -- typing them inline
+# at every call site instead made kernels several times slower to compile. softplus stays
+# inlined by Numba, and so does erf_f64: with log1p (exp) inlined into them they exceed
+# LLVM's inlining threshold.
+_public = numba.njit(error_model="numpy")
 
 
 def _coeffs(text):
@@ -275,7 +281,7 @@ def _exp_hilo(x):
     return (p * s1) * s2, (p_lo * s1) * s2
 
 
-@_jit
+@_public
 def exp_f64(x):
     """exp(x) for float64."""
     return _exp_hilo(x)[0]
@@ -310,7 +316,7 @@ def _expm1_hilo(x):
     return _select(tiny, x, 2.0 * y), _select(tiny, 0.0, 2.0 * y_lo)
 
 
-@_jit
+@_public
 def expm1_f64(x):
     """exp(x) - 1 for float64, accurate near 0."""
     return _expm1_hilo(x)[0]
@@ -344,7 +350,7 @@ def _log_specials(x, y):
     return _select(x == 0.0, -_INF, y)
 
 
-@_jit
+@_public
 def log_f64(x):
     """Natural logarithm for float64."""
     ef, f = _log_reduce(x)
@@ -353,7 +359,7 @@ def log_f64(x):
     return _log_specials(x, y)
 
 
-@_jit
+@_public
 def log1p_f64(x):
     """log(1 + x) for float64, accurate near 0."""
     u = 1.0 + x
@@ -383,7 +389,7 @@ def _log_parts(x):
     return ef, hi, lo
 
 
-@_jit
+@_public
 def log2_f64(x):
     """Base-2 logarithm for float64."""
     ef, hi, lo = _log_parts(x)
@@ -394,7 +400,7 @@ def log2_f64(x):
     return _log_specials(x, y)
 
 
-@_jit
+@_public
 def log10_f64(x):
     """Base-10 logarithm for float64."""
     ef, hi, lo = _log_parts(x)
@@ -440,7 +446,7 @@ def trig_needs_slow_path(x):
     return (a >= TRIG_LIMIT) & (a < _INF)  # & rather than a chained "and": no branch
 
 
-@_jit
+@_public
 def sin_f64(x):
     """Sine for float64."""
     q, s, s_lo, c, c_lo = _sincos_reduced(x)
@@ -450,7 +456,7 @@ def sin_f64(x):
     return _select(abs(x) < 2.0**-26, x, y)
 
 
-@_jit
+@_public
 def cos_f64(x):
     """Cosine for float64."""
     q, s, s_lo, c, c_lo = _sincos_reduced(x)
@@ -459,7 +465,7 @@ def cos_f64(x):
     return _select(abs(x) < TRIG_LIMIT, y, _NAN)
 
 
-@_jit
+@_public
 def tan_f64(x):
     """Tangent for float64."""
     q, s, s_lo, c, c_lo = _sincos_reduced(x)
@@ -474,7 +480,7 @@ def tan_f64(x):
     return _select(abs(x) < 2.0**-27, x, y)
 
 
-@_jit
+@_public
 def arctan_f64(x):
     """Inverse tangent for float64."""
     # arctan(a) = base + arctan(u): u = a (base 0), (a - 1) / (a + 1) (pi/4), -1/a (pi/2).
@@ -491,7 +497,7 @@ def arctan_f64(x):
     return math.copysign(y, x)
 
 
-@_jit
+@_public
 def tanh_f64(x):
     """Hyperbolic tangent for float64."""
     a = abs(x)
@@ -506,7 +512,7 @@ def tanh_f64(x):
     return math.copysign(y, x)
 
 
-@_jit
+@_public
 def sigmoid_f64(x):
     """Logistic sigmoid 1 / (1 + exp(-x)) for float64, without overflow."""
     e, e_lo = _exp_hilo(-abs(x))
@@ -644,19 +650,19 @@ def _sincos32(x):
     return q, sin_r, cos_r
 
 
-@_jit
+@_public
 def exp_f32(x):
     """exp(x) for float32."""
     return np.float32(_exp32(np.float64(x)))
 
 
-@_jit
+@_public
 def expm1_f32(x):
     """exp(x) - 1 for float32, accurate near 0."""
     return np.float32(_expm1_32(np.float64(x)))
 
 
-@_jit
+@_public
 def log_f32(x):
     """Natural logarithm for float32."""
     xd = np.float64(x)
@@ -664,7 +670,7 @@ def log_f32(x):
     return np.float32(_log_specials(xd, e * _LN2 + lm))
 
 
-@_jit
+@_public
 def log2_f32(x):
     """Base-2 logarithm for float32."""
     xd = np.float64(x)
@@ -672,7 +678,7 @@ def log2_f32(x):
     return np.float32(_log_specials(xd, e + lm * _INVLN2))
 
 
-@_jit
+@_public
 def log10_f32(x):
     """Base-10 logarithm for float32."""
     xd = np.float64(x)
@@ -680,13 +686,13 @@ def log10_f32(x):
     return np.float32(_log_specials(xd, e * _LOG10_2 + lm * _INVLN10))
 
 
-@_jit
+@_public
 def log1p_f32(x):
     """log(1 + x) for float32, accurate near 0."""
     return np.float32(_log1p_core32(np.float64(x)))
 
 
-@_jit
+@_public
 def sin_f32(x):
     """Sine for float32 (NaN for |x| >= TRIG_LIMIT, like sin_f64)."""
     xd = np.float64(x)
@@ -697,7 +703,7 @@ def sin_f32(x):
     return np.float32(_select(xd == 0.0, xd, y))
 
 
-@_jit
+@_public
 def cos_f32(x):
     """Cosine for float32 (NaN for |x| >= TRIG_LIMIT, like cos_f64)."""
     xd = np.float64(x)
@@ -707,7 +713,7 @@ def cos_f32(x):
     return np.float32(_select(abs(xd) < TRIG_LIMIT, y, _NAN))
 
 
-@_jit
+@_public
 def tan_f32(x):
     """Tangent for float32 (NaN for |x| >= TRIG_LIMIT, like tan_f64)."""
     xd = np.float64(x)
@@ -718,7 +724,7 @@ def tan_f32(x):
     return np.float32(_select(xd == 0.0, xd, y))
 
 
-@_jit
+@_public
 def arctan_f32(x):
     """Inverse tangent for float32."""
     xd = np.float64(x)
@@ -731,7 +737,7 @@ def arctan_f32(x):
     return np.float32(math.copysign(base + (u + (u * z) * _horner(z, _ATAN32_P)), xd))
 
 
-@_jit
+@_public
 def tanh_f32(x):
     """Hyperbolic tangent for float32."""
     xd = np.float64(x)
@@ -741,7 +747,7 @@ def tanh_f32(x):
     return np.float32(math.copysign(y, xd))
 
 
-@_jit
+@_public
 def sigmoid_f32(x):
     """Logistic sigmoid 1 / (1 + exp(-x)) for float32, without overflow."""
     xd = np.float64(x)
@@ -757,7 +763,7 @@ def softplus_f32(x):
     return np.float32(_log1p_core32(_exp32(-abs(xd))) + _select(xd > 0.0, xd, 0.0))
 
 
-@_jit
+@_public
 def erf_f32(x):
     """Error function for float32."""
     xd = np.float64(x)

@@ -1,6 +1,6 @@
 """The ``canonicalize`` rules: each rewrites to golden text with the unrewritten graph's
 values (edges included), does not fire where it would be invalid, and can be switched off
-by name with ``fg.Mode(exclude=...)``."""
+by name with ``fg.Mode("py", exclude=...)``."""
 
 import numpy as np
 import pytest
@@ -480,7 +480,7 @@ def test_mode_exclude_switches_rule_off(name):
     assert stats["rewrites"].get(name, 0) > 0
     _, stats = optimize([output], exclude=("fusion", name))
     assert name not in stats["rewrites"]
-    mode = fg.Mode(exclude=(name, "fusion"))
+    mode = fg.Mode("py", exclude=(name, "fusion"))
     f = fg.function(inputs, output, mode=mode, on_unused_input="ignore")
     assert name not in f.rewrite_stats["rewrites"]
     reference = fg.function(inputs, output, mode=NO_REWRITES, on_unused_input="ignore")
@@ -517,7 +517,7 @@ def _mlp_step(static):
 @pytest.mark.parametrize("static", [True, False])
 def test_mlp_gradient_is_cleaned(static):
     inputs, outputs, values = _mlp_step(static)
-    mode = fg.Mode(exclude=("stabilize", "specialize", "fusion"))
+    mode = fg.Mode("py", exclude=("stabilize", "specialize", "fusion"))
     before = fg.function(inputs, outputs, mode=NO_REWRITES)
     after = fg.function(inputs, outputs, mode=mode)
     for got, want in zip(after(*values), before(*values)):

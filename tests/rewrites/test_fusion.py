@@ -20,7 +20,7 @@ from fusegraph.rewrites.engine import RewriteError
 from fusegraph.rewrites.fusion import MAX_INPUTS, MAX_OUTPUTS, fuse, fusion_groups
 from fusegraph.rewrites.passes import optimize
 
-UNFUSED = fg.Mode(exclude=("fusion",))
+UNFUSED = fg.Mode("py", exclude=("fusion",))
 
 
 def ops_of(outputs):

@@ -421,7 +421,7 @@ def culprits(inputs, outputs, values, expected):
     """The rewrite names whose exclusion alone makes the results agree."""
     found = []
     for name in sorted(known_names()):
-        mode = fg.Mode(exclude=(name,))
+        mode = fg.Mode("py", exclude=(name,))
         try:
             f = fg.function(inputs, outputs, mode=mode, on_unused_input="ignore")
             if agree(outputs, expected, f(*values)):
@@ -437,7 +437,7 @@ def check(inputs, outputs, values):
     expected = off(*values)
     graphs = "\n".join(fg.pprint(o) for o in outputs)
     try:
-        got = fg.function(inputs, outputs, on_unused_input="ignore")(*values)
+        got = fg.function(inputs, outputs, on_unused_input="ignore", mode="py")(*values)
     except Exception as exc:
         raise AssertionError(
             f"with rewrites, {type(exc).__name__}: {exc}\nfor\n{graphs}\n"

@@ -1,0 +1,205 @@
+"""The module generator: renders a whole ``FunctionGraph`` as the source of one Python module
+-- one njit kernel per distinct node (``loops`` for elementwise nodes, ``kernels`` for the
+rest) and one njit entry point that runs every node in topological order."""
+
+# Layout of a generated module (see ``Function.source`` for real ones):
+#
+#     <imports>
+#     c0 = np.array([...], dtype=np.float64)       # small constants as literals
+#     c1 = __fusegraph_constants__["c1"]           # large ones injected, their sha256 noted
+#     <kernels: k0_add, k1_dot, ...>               # one per distinct (op, input types)
+#     @numba.njit(cache=..., nogil=True)
+#     def entry(x, W, b):                          # the inputs, then the shared variables
+#         <static shape checks of the inputs>
+#         v0 = k1_dot(x, W)                        # n0: Dot(x, W)
+#         ...
+#         return (v3, np.copy(v4), v5)             # outputs, then update values
+#
+# Outputs never alias the inputs, constants or each other: an output that is a root, the
+# result of an op whose kernel may return a view, or a repeat of an earlier output is copied.
+# Global arrays are frozen into the machine code by Numba, so the module's text (which names
+# every constant's content or digest) determines the code, as the disk cache requires.
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+import re
+
+import numpy as np
+
+from fusegraph.backends.numba import kernels, loops
+from fusegraph.backends.numba.cache import KERNEL_DECORATOR
+from fusegraph.graph import Constant, FunctionGraph
+from fusegraph.ops import grad_ops, indexing
+from fusegraph.ops.elemwise import Elemwise
+from fusegraph.ops.fused import FusedElemwise
+
+#: The global through which ``cache.load_module`` injects the large constants.
+CONSTANTS = "__fusegraph_constants__"
+#: Constants with at most this many elements are written into the source as literals.
+LITERAL_LIMIT = 64
+#: The message of the ValueError the entry raises when an input's shape contradicts its type.
+SHAPE_ERROR = "an input's shape differs from its static type"
+
+
+def _view_ops():
+    import importlib
+
+    shape = importlib.import_module("fusegraph.ops.shape")
+    # ops whose kernels may return a view of an input (as NumPy's do)
+    return (
+        shape.DimShuffle,
+        shape.Reshape,
+        shape.BroadcastTo,
+        indexing.Subtensor,
+        grad_ops.SumTo,
+    )
+
+
+_VIEW_OPS = _view_ops()
+
+
+def _identifier(name, taken) -> str:
+    base = re.sub(r"\W", "_", name or "")
+    if not base or base[0].isdigit() or keyword.iskeyword(base) or base.startswith("_"):
+        base = "a_" + base if base else "a"
+    candidate, k = base, 1
+    while candidate in taken:
+        candidate = f"{base}_{k}"
+        k += 1
+    taken.add(candidate)
+    return candidate
+
+
+def _literal(data: np.ndarray) -> str:
+    dtype = "np.bool_" if data.dtype == np.bool_ else f"np.{data.dtype.name}"
+    body = repr(data.tolist())
+    return f"np.array({body}, dtype={dtype})"
+
+
+def _op_label(op, n) -> str:
+    text = f"{op}"
+    return f"{n}: {text if len(text) <= 70 else text[:67] + '...'}"
+
+
+class Module:
+    """The rendering of one graph: ``source`` (the module's text), ``constants`` (arrays to
+    inject as ``__fusegraph_constants__``) and ``node_names`` (node -> its label ``n<k>``).
+
+    The entry returns the tuple of the graph's outputs, or with ``single=True`` the one
+    output itself."""
+
+    def __init__(self, fgraph: FunctionGraph, parallel: bool = False, single: bool = False):
+        self.fgraph = fgraph
+        self.single = single
+        self.parallel = parallel
+        self.constants: dict[str, np.ndarray] = {}
+        self.node_names: dict = {}
+        self._n_constants = 0
+        taken = {"np", "numba", "math", "vecmath", "entry"}
+        self.names = {v: _identifier(v.name, taken) for v in fgraph.inputs}
+        order = fgraph.toposort()
+        globals_, kernel_src, body = [], [], []
+        kernel_names: dict = {}
+        for k, node in enumerate(order):
+            label = f"n{k}"
+            self.node_names[node] = label
+            for var in node.inputs:
+                if isinstance(var, Constant) and var not in self.names:
+                    globals_.append(self._constant(var, taken))
+            in_types = tuple(v.type for v in node.inputs)
+            out_types = tuple(v.type for v in node.outputs)
+            key = (node.op, in_types, out_types)
+            if key not in kernel_names:
+                kname = f"k{len(kernel_names)}_{type(node.op).__name__.lower()}"
+                kernel_names[key] = kname
+                kernel_src.append(self._kernel(node, in_types, out_types, kname))
+            outs = []
+            for j, var in enumerate(node.outputs):
+                self.names[var] = f"v{k}" if len(node.outputs) == 1 else f"v{k}_{j}"
+                outs.append(self.names[var])
+            args = ", ".join(self.names[v] for v in node.inputs)
+            target = outs[0] if len(outs) == 1 else ", ".join(outs)
+            body.append(f"    # {_op_label(node.op, label)}")
+            body.append(f"    {target} = {kernel_names[key]}({args})")
+        for var in fgraph.outputs:
+            if isinstance(var, Constant) and var not in self.names:
+                globals_.append(self._constant(var, taken))
+        params = ", ".join(self.names[v] for v in fgraph.inputs)
+        entry = [KERNEL_DECORATOR, f"def entry({params}):"]
+        entry += self._shape_checks()
+        entry += body
+        entry.append(f"    return {self._returns()}")
+        header = f"# fusegraph: {len(order)} nodes, {len(kernel_names)} kernels\n"
+        self.source = (
+            header
+            + _imports()
+            + ("\n" + "\n".join(globals_) + "\n" if globals_ else "")
+            + "\n\n"
+            + "\n\n".join(kernel_src)
+            + "\n\n"
+            + "\n".join(entry)
+            + "\n"
+        )
+
+    def _constant(self, var: Constant, taken) -> str:
+        name = _identifier(f"c{self._n_constants}", taken)
+        self._n_constants += 1
+        self.names[var] = name
+        data = var.data.copy(order="C")  # (ascontiguousarray would make 0-d 1-d)
+        if data.size <= LITERAL_LIMIT:
+            return f"{name} = {_literal(data)}.reshape({tuple(data.shape)!r})"
+        self.constants[name] = data
+        digest = hashlib.sha256(data.tobytes()).hexdigest()
+        return f"{name} = {CONSTANTS}[{name!r}]  # {data.dtype.name} {data.shape}, sha256 {digest}"
+
+    def _kernel(self, node, in_types, out_types, kname) -> str:
+        if isinstance(node.op, (Elemwise, FusedElemwise)):
+            extra = (self.parallel,) if self.parallel else ()  # TEMP
+            return loops.kernel_source(node.op, in_types, out_types, kname, *extra)
+        if type(node.op) not in kernels.SUPPORTED:
+            raise NotImplementedError(
+                f"{node.op} ({type(node.op).__name__}) has no Numba implementation (node "
+                f"built at {node.trace}); compile with mode='py', or register a kernel with "
+                "fusegraph.backends.numba.kernels.kernel_source.register"
+            )
+        return kernels.kernel_source(node.op, in_types, out_types, kname)
+
+    def _shape_checks(self) -> list:
+        lines = []
+        for var in self.fgraph.inputs:
+            for axis, dim in enumerate(var.type.shape):
+                if dim is not None:
+                    lines.append(
+                        f"    if {self.names[var]}.shape[{axis}] != {dim}:\n"
+                        f"        raise ValueError({SHAPE_ERROR!r})"
+                    )
+        return lines
+
+    def _returns(self) -> str:
+        items, seen = [], set()
+        for var in self.fgraph.outputs:
+            name = self.names[var]
+            fresh = (
+                var.owner is not None
+                and not isinstance(var.owner.op, _VIEW_OPS)
+                and var not in seen
+            )
+            seen.add(var)
+            items.append(name if fresh else f"np.copy({name})")
+        if self.single:
+            return items[0]
+        return "(" + "".join(f"{i}, " for i in items) + ")"
+
+
+def _imports() -> str:
+    lines = []
+    for text in (loops.IMPORTS, kernels.IMPORTS):
+        for line in text.splitlines():
+            if line not in lines:
+                lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["CONSTANTS", "LITERAL_LIMIT", "SHAPE_ERROR", "Module"]

@@ -1,0 +1,289 @@
+"""``fg.function`` on the Numba backend: the generated module, the call path (direct calls,
+conversion, layouts, detailed errors), debug mode, embedding in the user's njit code,
+pickling, threads and processes."""
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numba
+import numpy as np
+import pytest
+
+import fusegraph as fg
+from fusegraph.ops import nn
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    """One compiled function shared by most tests: a dot, a fused elementwise+reduction, a
+    view output and a shared variable."""
+    x, X = fg.vector("x"), fg.matrix("X")
+    W = fg.shared(RNG.normal(size=(3, 2)), "W")
+    y = fg.tanh(X.dot(W)).sum(axis=0) + x.sum()
+    f = fg.function([x, X], [y, X.T, x * 2], name="model")
+
+    def reference(xv, Xv):
+        Wv = W.get_value()
+        return [np.tanh(Xv @ Wv).sum(axis=0) + xv.sum(), Xv.T, xv * 2]
+
+    return f, reference
+
+
+def _same(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+def test_numba_is_the_default_mode(model):
+    f, _ = model
+    assert f.mode == fg.Mode() and f.mode.backend == "numba"
+    v = fg.vector("v")
+    assert fg.function([v], v + 1, mode="py").mode.backend == "py"
+
+
+def test_source_is_one_module_traceable_to_nodes(model):
+    f, _ = model
+    src = f.source
+    assert src.count("def entry(x, X, W):") == 1
+    for node in f.graph.toposort():
+        label = f._compiled.node_names[node]
+        assert f"# {label}: " in src  # each kernel call is preceded by its node's comment
+        assert f"# {label}: {__file__}:" in src  # and the node's line is listed
+    compile(src, "<source>", "exec")
+
+
+def test_direct_calls_layouts_and_conversion(model):
+    f, ref = model
+    x, X = RNG.normal(size=4), RNG.normal(size=(5, 3))
+    _same(f(x, X), ref(x, X))
+    _same(f(x[::-1], np.asfortranarray(X)), ref(x[::-1], X))  # new layouts compile once
+    _same(f(list(x), X[:, :]), ref(x, X))  # a list is converted
+    _same(f(x=x, X=X), ref(x, X))
+    ints = np.arange(4)
+    _same(f(ints, X), ref(ints.astype(float), X))  # int64 -> float64 is lossless
+    empty = np.zeros((0, 3))
+    _same(f(x, empty), ref(x, empty))
+
+
+def test_outputs_do_not_alias_inputs_or_each_other(model):
+    f, _ = model
+    x, X = RNG.normal(size=4), RNG.normal(size=(5, 3))
+    x0, X0 = x.copy(), X.copy()
+    out = f(x, X)
+    assert not np.shares_memory(out[1], X)
+    out[1][...] = 0
+    out[2][...] = 0
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(x, x0)
+
+
+def test_argument_errors_name_the_argument(model):
+    f, _ = model
+    with pytest.raises(TypeError, match=r"argument 0 \(x\) expects float64, got complex128"):
+        f(np.ones(4, complex), np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"argument 1 \(X\) expects a 2-d array"):
+        f(np.ones(4), np.ones(3))
+    with pytest.raises(TypeError, match="expected 2 arguments"):
+        f(np.ones(4))
+
+
+def test_runtime_errors_name_op_shapes_and_line():
+    x = fg.vector("x")
+    i = fg.scalar("i", dtype="int64")
+    f = fg.function([x, i], x[i] * 2)  # line referenced below
+    assert f(np.arange(3.0), 2) == 4.0
+    with pytest.raises(IndexError) as info:
+        f(np.arange(3.0), 7)
+    message = str(info.value)
+    assert "Subtensor" in message and "(3,)" in message and "test_function_numba.py" in message
+
+
+def test_static_shape_mismatch_is_detected():
+    x = fg.tensor("x", dtype="float64", shape=(2, None))
+    f = fg.function([x], x.sum())
+    assert f(np.ones((2, 5))) == 10.0
+    with pytest.raises(ValueError, match=r"expects shape \(2, \?\), got \(3, 5\)"):
+        f(np.ones((3, 5)))
+
+
+def test_trust_input_calls_the_entry_directly():
+    x = fg.vector("x")
+    f = fg.function([x], x + 1, trust_input=True)
+    np.testing.assert_array_equal(f(np.arange(3.0)), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(f(np.arange(6.0)[::2]), [1.0, 3.0, 5.0])
+
+
+def test_a_failed_call_keeps_shared_state():
+    s = fg.shared(np.arange(3.0), "s")
+    i = fg.scalar("i", dtype="int64")
+    f = fg.function([i], s[i], updates={s: s + 1})
+    assert f(1) == 1.0
+    with pytest.raises(IndexError):
+        f(5)
+    np.testing.assert_array_equal(s.get_value(), [1.0, 2.0, 3.0])
+    assert f(2) == 3.0
+    np.testing.assert_array_equal(s.get_value(), [2.0, 3.0, 4.0])
+
+
+def test_constants_small_and_large():
+    x = fg.vector("x")
+    big = RNG.normal(size=1000)
+    f = fg.function([x], [x + np.arange(1000.0), x * big, fg.constant(big).sum() + 0 * x])
+    v = RNG.normal(size=1000)
+    _same(f(v), [v + np.arange(1000.0), v * big, big.sum() + 0 * v])
+    assert "sha256" in f.source  # the large constant is named by its digest
+
+
+# ------------------------------------------------------------------------------ debug mode
+
+
+def test_debug_mode_agrees_on_a_correct_function():
+    x = fg.vector("x")
+    f = fg.function([x], [fg.log1p(fg.exp(x)).sum(), fg.softmax(x)], mode="debug")
+    v = RNG.normal(size=5)
+    got = f(v)
+    np.testing.assert_allclose(got[0], np.log1p(np.exp(v)).sum(), rtol=1e-12)
+
+
+def test_debug_mode_names_the_disagreeing_node(monkeypatch):
+    x = fg.matrix("x")
+    f = fg.function([x], fg.softmax(x) * 2, mode="debug")  # the node's line
+    monkeypatch.setattr(nn.Softmax, "impl", lambda self, v: np.zeros_like(v))
+    with pytest.raises(fg.DebugModeError) as info:
+        f(RNG.normal(size=(2, 3)))
+    assert "Softmax" in str(info.value) and "test_function_numba.py" in str(info.value)
+
+
+def test_debug_mode_catches_mutated_inputs(monkeypatch):
+    x = fg.matrix("x")
+    f = fg.function([x], fg.softmax(x), mode="debug")
+
+    def mutating(self, v):
+        out = np.exp(v - v.max(axis=self.axis, keepdims=True))
+        v[...] = 0
+        return out / out.sum(axis=self.axis, keepdims=True)
+
+    monkeypatch.setattr(nn.Softmax, "impl", mutating)
+    with pytest.raises(fg.DebugModeError, match="mutated input 0"):
+        f(RNG.normal(size=(2, 3)))
+
+
+# ------------------------------------------------------------------------------ embedding
+
+
+def test_njit_entry_is_callable_from_user_numba_code():
+    x = fg.vector("x")
+    w = fg.shared(np.array([1.0, 2.0, 3.0]), "w")
+    f = fg.function([x], (x * w).sum(), updates={w: w * 0.5})
+    entry = f.njit
+
+    @numba.njit
+    def user_loop(v, wv, n):
+        total = 0.0
+        for _ in range(n):
+            out, wv = entry(v, wv)
+            total += out[()]
+        return total, wv
+
+    total, w_end = user_loop(np.ones(3), w.get_value(), 3)
+    assert total == pytest.approx(6.0 + 3.0 + 1.5)
+    np.testing.assert_array_equal(w_end, [0.125, 0.25, 0.375])
+    np.testing.assert_array_equal(w.get_value(), [1.0, 2.0, 3.0])  # not assigned
+
+
+def test_function_pickles_as_graph_and_options():
+    x = fg.vector("x")
+    s = fg.shared(np.arange(3.0), "s")
+    f = fg.function([x], (x * s).sum(), updates={s: s + x}, name="acc")
+    g = pickle.loads(pickle.dumps(f))
+    assert g.name == "acc" and g.mode == f.mode
+    v = np.ones(3)
+    assert g(v) == f(v) == 3.0
+    np.testing.assert_array_equal(f.updates[0][0].get_value(), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(g.updates[0][0].get_value(), [1.0, 2.0, 3.0])  # its own copy
+    assert g.source == f.source
+
+
+# ------------------------------------------------------------------------------ concurrency
+
+
+def test_four_threads_call_one_function():
+    x = fg.vector("x")
+    f = fg.function([x], fg.exp(fg.sin(x)).sum())
+    data = [RNG.normal(size=200_000) for _ in range(4)]
+    want = [np.exp(np.sin(d)).sum() for d in data]
+    results = [[] for _ in data]
+
+    def work(k):
+        for _ in range(20):
+            results[k].append(float(f(data[k])))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(4):
+        assert len(results[k]) == 20
+        np.testing.assert_allclose(results[k], want[k], rtol=1e-11)
+
+
+def test_updates_are_atomic_across_threads():
+    count = fg.shared(np.array(0, dtype="int64"), "count")
+    f = fg.function([], count, updates={count: count + 1})
+
+    def work():
+        for _ in range(200):
+            f()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert int(count.get_value()) == 800
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import fusegraph as fg
+    from fusegraph.backends.numba import cache
+    x = fg.matrix("x")
+    f = fg.function([x], [fg.log1p(fg.exp(x)).sum(axis=1), x.T.dot(x)])
+    v = np.arange(12.0).reshape(4, 3) / 7
+    a, b = f(v)
+    assert np.allclose(a, np.log1p(np.exp(v)).sum(axis=1), rtol=1e-12)
+    assert np.allclose(b, v.T @ v, rtol=1e-12)
+    print(cache.stats()["misses"], cache.stats()["disk_hits"])
+    """
+)
+
+
+def test_processes_compiling_the_same_function_at_once(tmp_path):
+    env = dict(os.environ, FUSEGRAPH_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("NUMBA_CACHE_DIR", None)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SCRIPT], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    # afterwards a fresh process finds the module on disk
+    warm = subprocess.run(
+        [sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert warm.returncode == 0, warm.stderr
+    misses, hits = map(int, warm.stdout.split())
+    assert misses == 0 and hits == 1
