@@ -156,8 +156,7 @@ class Module:
 
     def _kernel(self, node, in_types, out_types, kname) -> str:
         if isinstance(node.op, (Elemwise, FusedElemwise)):
-            extra = (self.parallel,) if self.parallel else ()  # TEMP
-            return loops.kernel_source(node.op, in_types, out_types, kname, *extra)
+            return loops.kernel_source(node.op, in_types, out_types, kname, self.parallel)
         if type(node.op) not in kernels.SUPPORTED:
             raise NotImplementedError(
                 f"{node.op} ({type(node.op).__name__}) has no Numba implementation (node "

@@ -30,14 +30,41 @@ with explicit loops, NumPy's broadcasting and the scalar code of ``scalar_code``
 #    mean equal it up to rounding, as NumPy sums pairwise. max/min propagate NaN
 #    (scalar_code's _maximum/_minimum); max/min over an empty axis raise ValueError, as NumPy;
 #    mean is sum / count in the output dtype (NaN for an empty axis, as the reference).
+# 6. Parallel kernels (``parallel=True``) are the serial kernel in which each loop that can
+#    run in parallel, when it has at least PARALLEL_MIN_SIZE elements, is replaced by a call
+#    of a helper ``<name>_par<j>`` (same decorator plus ``parallel=True``) running the same
+#    loop body under a ``numba.prange`` over the outer dimension only:
+#    - fast path: the elements (Numba gives each thread one range, which LLVM vectorises
+#      like the serial loop; explicit chunks of 2**12..2**16 elements were slower);
+#    - trailing-axis reduction: the kept elements, each with its own scalar accumulator;
+#    - leading-axis reduction: blocks of the kept row, each accumulating over the reduced
+#      axes (never a prange over a reduced axis, so never two threads on one element);
+#    - general path: the first axis when it is not reduced and longer than 1.
+#    Every output element is thus computed and accumulated in the serial order: the results
+#    equal the serial kernel's, float sums included. Reductions over every axis (one
+#    accumulator), separate mode and the slow paths below (trig fix-up, libm recomputation:
+#    rare) stay serial. The trig flag is private to each prange iteration and added to a
+#    count (``+=`` is a prange reduction, ``|=`` is not); the helper returns count != 0.
+#    Smaller loops run the serial code: no thread start-up (~2 us). The threshold, measured
+#    on 2 cores: a prange beats the serial loop from ~2**11 elements for a transcendental
+#    body, from ~2**15 for a memory-bound x*y+z; 2**15 keeps every loop at least as fast, at
+#    the price of one more copy of the loop body (a parallel kernel compiles in ~1.5-2.3x
+#    the serial time). Why helpers, not prange in the kernel: there, Numba 0.68's parfor
+#    pass took the loop dims (assigned under conditions by the broadcast checks) as 1 in
+#    prange bodies, so inner loops ran once, and its parallel ``ndarray.fill`` wrote out of
+#    bounds; a helper gets dims and arrays as plain arguments.
 
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
+import numba
 import numpy as np
+from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
@@ -60,6 +87,21 @@ from fusegraph.ops.reduction import reduce_dtype
 BROADCAST_ERROR = "operands could not be broadcast together"
 _EMPTY_ERROR = "zero-size array to reduction operation {} which has no identity"
 _IND = "    "
+
+#: Loops of fewer elements run serially in a ``parallel`` kernel (see the file's comment).
+PARALLEL_MIN_SIZE = 2**15
+#: The kept elements of a leading-axis reduction are split among threads in blocks of a
+#: multiple of _BLOCK elements (whole cache lines for 4-byte types and up: no false sharing)
+#: and of at least _MIN_BLOCK (runs of consecutive elements per row for the prefetcher: a
+#: memory-bound x*y+z summed over 10000 x 1000 is 1.3x slower with 2 blocks of 500).
+_BLOCK = 16
+_MIN_BLOCK = 256
+assert KERNEL_DECORATOR.endswith(")")
+#: The decorator of the parallel helpers: ``cache.KERNEL_DECORATOR`` with ``parallel=True``.
+PARALLEL_DECORATOR = KERNEL_DECORATOR[:-1] + ", parallel=True)"
+#: The names a helper takes from its kernel: inputs, views, outputs, accumulators, hoisted
+#: scalars, broadcast multipliers, loop dims and sizes (the loop's own names never match).
+_FREE = re.compile(r"\b(?:[fgiorx]\d+|m\d+_\d+|n\d+|size|nkept|nred)\b")
 
 
 #: Changes whenever this file does (embedded in kernels next to the other hashes).
@@ -92,11 +134,28 @@ def flat_view(typingctx, arr):
     return ret(arr), codegen
 
 
-#: The import lines a module of kernels needs (scalar_code's and ``flat_view``).
+@intrinsic
+def num_threads(typingctx):
+    """``numba.get_num_threads()`` for cached code: that overload embeds the address of a
+    ctypes function, which makes Numba refuse to cache the kernel ("dynamic globals"); this
+    calls the threading layer's ``get_num_threads`` symbol, as Numba's parfors do."""
+    numba.get_num_threads()  # launches the threading layer, which registers the symbol
+
+    def codegen(context, builder, sig, args):
+        # declared as the parfor lowering does (one declaration per LLVM module)
+        fnty = ir.FunctionType(cgutils.intp_t, [])
+        return builder.call(
+            cgutils.get_or_insert_function(builder.module, fnty, "get_num_threads"), []
+        )
+
+    return types.intp(), codegen
+
+
+#: The import lines a module of kernels needs (scalar_code's, ``flat_view``, ``num_threads``).
 IMPORTS = (
     "import numba\n"
     + scalar_code.IMPORTS
-    + "from fusegraph.backends.numba.loops import flat_view\n"
+    + "from fusegraph.backends.numba.loops import flat_view, num_threads\n"
 )
 
 
@@ -129,7 +188,7 @@ def _prod(items) -> str:
 class _Kernel:
     """The state of one rendering: the node's scalar graph, its dtypes and static shapes."""
 
-    def __init__(self, op, in_types, out_types, name):
+    def __init__(self, op, in_types, out_types, name, parallel=False):
         self.src_op = op
         self.op = op = as_fused(op)
         self.name = name
@@ -155,6 +214,11 @@ class _Kernel:
                 raise TypeError(f"kernel_source: output {k} is {want}, not {out_types[k]}")
         # statically size-1 inputs (0-d included) are read once, outside the loops
         self.hoisted = [all(d == 1 for d in t.shape) for t in self.in_types]
+        self.parallel = parallel
+        self.helpers = []  # the sources of the parallel helpers
+        # prange loops only where the loop can reach PARALLEL_MIN_SIZE elements
+        size = self.static_size()
+        self.par = parallel and self.ndim >= 1 and (size is None or size >= PARALLEL_MIN_SIZE)
 
     # ------------------------------------------------------------------ static shape facts
 
@@ -165,6 +229,20 @@ class _Kernel:
 
     def static(self, i: int, d: int):
         return self.in_types[i].shape[d]
+
+    def static_size(self):
+        """The loop's number of elements if the static shapes determine it, else None."""
+        size = 1
+        for a in range(self.ndim):
+            dims = {
+                self.static(i, d)
+                for i in range(self.nin)
+                if (d := self.in_dim(i, a, self.ndim)) is not None and self.static(i, d) != 1
+            }
+            if None in dims:
+                return None
+            size *= max(dims, default=1)
+        return size
 
     def may_differ(self, k: int) -> bool:
         """Whether output ``k`` can have another shape than the loop at run time."""
@@ -247,12 +325,12 @@ class _Kernel:
         in_dt = tuple(self.dtypes[a] for a in args)
         return slow_path_condition(sop, in_dt, [self.ref(a) for a in args])
 
-    def body(self, outs, load, store, trig: str) -> list:
+    def body(self, outs, load, store, trig: str, flag: str = "slow") -> list:
         """The loop body computing outputs ``outs`` (positions) for one element.
 
         ``load(i)`` is the expression reading input ``i``; ``store(k, name)`` the lines that
         consume output ``k``'s value. ``trig``: "vec" (vecmath, OR-ing the huge-argument
-        condition into ``slow``), "slow" (libm) or "fixup" (libm, only for flagged elements).
+        condition into ``flag``), "slow" (libm) or "fixup" (libm, only for flagged elements).
         """
         refs = [self.op.outputs[k] for k in outs]
         steps = self.closure(refs)
@@ -275,7 +353,7 @@ class _Kernel:
             return lines + [_IND + t for t in tail]
         lines += [self.step_line(j, trig) for j in steps]
         if trig == "vec":
-            lines += [f"slow |= {self.trig_cond(j)}" for j in self.trig_steps(steps)]
+            lines += [f"{flag} |= {self.trig_cond(j)}" for j in self.trig_steps(steps)]
         for k, r in zip(outs, refs):
             lines += store(k, self.ref(r))
         return lines
@@ -319,9 +397,15 @@ class _Kernel:
 
     # ------------------------------------------------------------------ loops
 
-    def general_loop(self, outs, prefix, ndim, out_name, trig) -> list:
+    def general_loop(self, outs, prefix, ndim, out_name, trig, par=False) -> list:
         """Nested loops over the ``ndim``-d shape ``<prefix><axis>`` computing ``outs``;
-        output ``k`` is stored in ``out_name(k)`` (its accumulator if reduced)."""
+        output ``k`` is stored in ``out_name(k)`` (its accumulator if reduced).
+
+        ``par``: return (setup lines, loop lines) where the outermost loop (``ndim >= 1``,
+        axis 0 not reduced: each iteration owns its slab of the outputs) is a ``numba.prange``
+        (for a helper, see ``helper``); with ``trig`` "vec" each iteration ORs the slow-path
+        condition into a private flag and adds it to the ``nslow`` count (a ``+=`` reduction:
+        Numba has no ``|=`` one)."""
         lines = []
         inputs = sorted({i for k in outs for i in self.deps[k]})
         mults = {}
@@ -333,7 +417,10 @@ class _Kernel:
                 if d is not None and self.static(i, d) is None:
                     m = f"m{i}_{d}"
                     mults[i, d] = m
-                    lines.append(f"{m} = 1 if i{i}.shape[{d}] != 1 else 0")
+                    if par:  # a bool: the helper's LLVM knows the index is not negative
+                        lines.append(f"{m} = i{i}.shape[{d}] != 1")
+                    else:
+                        lines.append(f"{m} = 1 if i{i}.shape[{d}] != 1 else 0")
         js = [f"j{a}" for a in range(ndim)]
 
         def load(i):
@@ -359,6 +446,19 @@ class _Kernel:
                 return [f"{acc} = {self.combine(acc, v)}"]
             return [f"{out_name(k)}[{', '.join(js)}] = {v}"]
 
+        if par:
+            flag = trig == "vec"
+            loop = [f"for j0 in numba.prange({prefix}0):"]
+            if flag:
+                loop.append(f"{_IND}sl = False")
+            depth = 1
+            for a in range(1, ndim):
+                loop.append(_IND * depth + f"for j{a} in range({prefix}{a}):")
+                depth += 1
+            loop += [_IND * depth + t for t in self.body(outs, load, store, trig, "sl")]
+            if flag:
+                loop.append(f"{_IND}nslow += sl")
+            return lines, loop
         depth = 0
         for a in range(ndim):
             lines.append(_IND * depth + f"for j{a} in range({prefix}{a}):")
@@ -376,13 +476,15 @@ class _Kernel:
     def acc_name(self, k) -> str:
         return f"r{k}"
 
-    def fast_loop(self, trig) -> list:
+    def fast_loop(self, trig, par=False) -> list:
         """The flat loop(s) over the 1-d views ``f<i>`` (inputs) and ``g<k>`` (outputs)."""
         outs = list(range(len(self.op.outputs)))
 
         def load(i):
             return f"x{i}" if self.hoisted[i] else f"f{i}[e]"
 
+        if par:
+            return self.par_fast_loop(outs, load, trig)
         if self.red is None:
 
             def store(k, v):
@@ -423,6 +525,88 @@ class _Kernel:
             f"{_IND * 2}e = q * nkept + p",
             *[_IND * 2 + t for t in self.body(outs, load, store, trig)],
         ]
+
+    def par_fast_loop(self, outs, load, trig) -> list:
+        """``fast_loop`` with a ``numba.prange`` over its outer dimension: the elements, the
+        kept elements of a trailing-axis reduction (one accumulator each, summed in the serial
+        order), or blocks of the kept row of a leading-axis reduction (each block accumulates
+        over the reduced axes in the serial order; never a prange over a reduced axis).
+        The trig flag is private per iteration and counted into ``nslow`` (see general_loop).
+        """
+        flag = trig == "vec"
+        start = ["sl = False"] if flag else []
+        end = ["nslow += sl"] if flag else []
+        if self.red is None:
+
+            def store(k, v):
+                return [f"g{k}[e] = {v}"]
+
+            return [
+                "for e in numba.prange(size):",
+                *[_IND + t for t in start + self.body(outs, load, store, trig, "sl") + end],
+            ]
+        # The loops over a row (trailing) or a block (leading) index 0-based views of it
+        # (``v`` inputs, ``u`` outputs, ``h`` accumulators): LLVM does not vectorise
+        # ``x[b + q]`` (an integer sum was 7x slower), as Numba wraps negative indices.
+        rk = self.red.output
+        ins = [i for i in range(self.nin) if not self.hoisted[i]]
+        outs_e = [k for k in outs if k != rk]
+
+        def load_view(i):
+            return f"x{i}" if self.hoisted[i] else f"v{i}[q]"
+
+        def views(n, indent):
+            return [f"{indent}v{i} = f{i}[b:b + {n}]" for i in ins] + [
+                f"{indent}u{k} = g{k}[b:b + {n}]" for k in outs_e
+            ]
+
+        if self.trailing():
+
+            def store(k, v):
+                if k == rk:
+                    return [f"acc = {self.combine('acc', v)}"]
+                return [f"u{k}[q] = {v}"]
+
+            return [
+                "for p in numba.prange(nkept):",
+                f"{_IND}b = p * nred",
+                *views("nred", _IND),
+                f"{_IND}acc = {self.init()}",
+                *[_IND + t for t in start],
+                f"{_IND}for q in range(nred):",
+                *[_IND * 2 + t for t in self.body(outs, load_view, store, trig, "sl")],
+                f"{_IND}g{rk}[p] = acc",
+                *[_IND + t for t in end],
+            ]
+
+        def store_block(k, v):
+            if k == rk:
+                return [f"h{k}[q] = {self.combine(f'h{k}[q]', v)}"]
+            return [f"u{k}[q] = {v}"]
+
+        # One block per thread (see _BLOCK): the longest runs of consecutive elements per
+        # row (64 blocks for 2 threads were up to 2.7x slower).
+        return [
+            "nthr = num_threads()",
+            f"w = max(((nkept + nthr - 1) // nthr + {_BLOCK - 1}) // {_BLOCK} * {_BLOCK}, "
+            f"{_MIN_BLOCK})",
+            "for c in numba.prange((nkept + w - 1) // w):",
+            f"{_IND}lo = c * w",
+            f"{_IND}cnt = min(lo + w, nkept) - lo",
+            f"{_IND}h{rk} = g{rk}[lo:lo + cnt]",
+            *[_IND + t for t in start],
+            f"{_IND}for r in range(nred):",
+            f"{_IND * 2}b = r * nkept + lo",
+            *views("cnt", _IND * 2),
+            f"{_IND * 2}for q in range(cnt):",
+            *[_IND * 3 + t for t in self.body(outs, load_view, store_block, trig, "sl")],
+            *[_IND + t for t in end],
+        ]
+
+    def trailing(self) -> bool:
+        """Whether the reduction is over trailing axes (the fast path's outer x inner)."""
+        axis = self.red.axis
+        return axis == tuple(range(self.ndim - len(axis), self.ndim))
 
     def fast_ok(self) -> bool:
         if self.red is None:
@@ -471,6 +655,24 @@ class _Kernel:
         kept = [f"{prefix}{a}" for a in range(ndim) if a not in self.red.axis]
         return lines + [f"o{k} = r{k}.reshape({_tuple(kept) if kept else '()'})"]
 
+    def helper(self, loop, trig) -> str:
+        """Make ``loop`` (prange loops) the body of a parallel helper function and return
+        the statement calling it. The helper takes the kernel's names it uses (``_FREE``) as
+        arguments and, with ``trig``, returns whether the ``nslow`` count is nonzero."""
+        name = f"{self.name}_par{len(self.helpers)}"
+        args = ", ".join(dict.fromkeys(_FREE.findall("\n".join(loop))))
+        body = ["nslow = 0", *loop, "return nslow != 0"] if trig else loop
+        head = [PARALLEL_DECORATOR, f"def {name}({args}):"]
+        self.helpers.append("\n".join(head + [_IND + t for t in body]) + "\n")
+        return f"slow = {name}({args})" if trig else f"{name}({args})"
+
+    def par_switch(self, conds, setup, loop, serial, trig) -> list:
+        """``setup`` and a call of the helper running ``loop`` for loops of at least
+        PARALLEL_MIN_SIZE elements and ``conds``, else ``serial``."""
+        cond = " and ".join([f"size >= {PARALLEL_MIN_SIZE}", *conds])
+        par = [*setup, self.helper(loop, trig)]
+        return [f"if {cond}:", *[_IND + t for t in par], "else:", *[_IND + t for t in serial]]
+
     def main_mode(self) -> list:
         nout = len(self.op.outputs)
         outs = list(range(nout))
@@ -485,6 +687,11 @@ class _Kernel:
             return f"r{k}" if self.is_red(k) else f"o{k}"
 
         general = self.general_loop(outs, "n", self.ndim, out_name, "vec" if trig else "none")
+        if self.par and (self.red is None or 0 not in self.red.axis):
+            setup, loop = self.general_loop(
+                outs, "n", self.ndim, out_name, "vec" if trig else "none", True
+            )
+            general = self.par_switch(["n0 > 1"], setup, loop, general, trig)
         if self.fast_ok():
             conds = [
                 f"i{i}.flags.c_contiguous and i{i}.size == size"
@@ -499,7 +706,15 @@ class _Kernel:
                     fast.append(f"g{k} = o{k}.reshape(size)")
             if self.red is not None:
                 fast.append(f"nkept = r{self.red.output}.size")
-            fast += self.fast_loop("vec" if trig else "none")
+            serial = self.fast_loop("vec" if trig else "none")
+            # (a reduction over all axes has one accumulator: it stays serial)
+            if self.par and (self.red is None or len(self.red.axis) < self.ndim):
+                loop = self.fast_loop("vec" if trig else "none", True)
+                more = []
+                if self.red is not None:  # at least two rows or two blocks
+                    more = ["nkept > 1" if self.trailing() else f"nkept > {_MIN_BLOCK}"]
+                serial = self.par_switch(more, [], loop, serial, trig)
+            fast += serial
             if conds:
                 lines.append(f"if {' and '.join(conds)}:")
                 lines += [_IND + t for t in fast]
@@ -566,10 +781,10 @@ class _Kernel:
         else:
             lines += main
         lines.append(f"return {ret}")
-        return "\n".join(head + [_IND + t for t in lines]) + "\n"
+        return "\n\n".join(["\n".join(head + [_IND + t for t in lines]) + "\n", *self.helpers])
 
 
-def kernel_source(op, in_types, out_types, name: str) -> str:
+def kernel_source(op, in_types, out_types, name: str, parallel: bool = False) -> str:
     """The source of one njit function ``name(i0, i1, ...)`` computing the node like
     ``op.impl``: same dtypes, shapes and values (transcendentals within a few ulp; float
     sums up to rounding order), returning the output or a tuple of the outputs.
@@ -579,11 +794,13 @@ def kernel_source(op, in_types, out_types, name: str) -> str:
         in_types: the ``TensorType`` of each input (static dims decide where known).
         out_types: the ``TensorType`` of each output (their dtypes are checked).
         name: the function's name.
+        parallel: whether to compile with ``parallel=True`` and run the outer dimension of
+            the large loops with ``numba.prange`` (same results; see the file's comment).
 
     The source needs the globals of ``IMPORTS`` (this module's) and
     ``__fusegraph_cacheable__`` (set by ``cache.load_module``).
     """
-    return _Kernel(op, in_types, out_types, name).render()
+    return _Kernel(op, in_types, out_types, name, parallel).render()
 
 
 def module_source(kernels) -> str:
@@ -594,9 +811,12 @@ def module_source(kernels) -> str:
 __all__ = [
     "BROADCAST_ERROR",
     "IMPORTS",
+    "PARALLEL_DECORATOR",
+    "PARALLEL_MIN_SIZE",
     "SOURCE_HASH",
     "as_fused",
     "flat_view",
+    "num_threads",
     "kernel_source",
     "module_source",
 ]

@@ -287,3 +287,17 @@ def test_processes_compiling_the_same_function_at_once(tmp_path):
     assert warm.returncode == 0, warm.stderr
     misses, hits = map(int, warm.stdout.split())
     assert misses == 0 and hits == 1
+
+
+def test_parallel_mode_equals_serial():
+    x, y = fg.matrix("x"), fg.vector("y")
+    e = fg.exp(-x * x) * fg.sin(y) + fg.log1p(x * x)
+    outs = [e, e.sum(axis=1), e.max(axis=0)]
+    serial = fg.function([x, y], outs)
+    parallel = fg.function([x, y], outs, mode=fg.Mode(parallel=True))
+    assert "prange" in parallel.source and "prange" not in serial.source
+    v, w = RNG.normal(size=(70, 90)), RNG.normal(size=90)
+    for a, b in zip(serial(v, w), parallel(v, w)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(serial(v[:, :0], w[:0]), parallel(v[:, :0], w[:0])):
+        np.testing.assert_array_equal(a, b)
