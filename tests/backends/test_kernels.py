@@ -427,6 +427,40 @@ def test_subtensor():
     raises(IndexError, indexing.Subtensor((("int", SYMBOLIC),)), x, np.array(-5))
 
 
+def test_subtensor_entries_after_an_ellipsis_index_the_right_axis():
+    # Regression: the ellipsis did not advance the axis counter, so an int after it was
+    # bounds-checked and wrapped against an earlier axis (x[..., -2] read column 0 of a
+    # (2, 3) array, x[..., 4] of a (2, 5) array raised IndexError).
+    x = arr((2, 3), "float32")
+    op = indexing.Subtensor((("ellipsis",), ("int", SYMBOLIC)))
+    check(op, x, np.array(-2, "int16"), expected=x[..., -2])
+    check(op, arr((2, 5)), np.array(4), expected=None)
+    raises(IndexError, op, x, np.array(3))
+    y = arr((2, 3, 4))
+    for idx, key in [
+        ((("ellipsis",), ("int", -1)), (..., -1)),
+        ((("int", 1), ("ellipsis",), ("int", -4)), (1, ..., -4)),
+        ((("ellipsis",), ("int", 2), ("slice", None, None, -1)), (..., 2, slice(None, None, -1))),
+        ((("int", -1), ("ellipsis",)), (-1, ...)),
+    ]:
+        check(indexing.Subtensor(idx), y, expected=y[key])
+
+
+def test_empty_ellipsis_separates_advanced_indices():
+    # Regression: NumPy takes advanced indices separated by an ellipsis as not adjacent
+    # (their broadcast dims go first) even when the ellipsis spans no dims.
+    x = arr((3, 4, 5))
+    idx = (("slice", None, None, None), ("array",), ("ellipsis",), ("array",))
+    i, j = np.array([0, 2]), np.array([1, 3])
+    got = check(indexing.AdvancedSubtensor(idx), x, i, j, expected=x[:, [0, 2], ..., [1, 3]])
+    assert got.shape == (2, 3)
+    y = arr((2, 3))
+    for set_ in (False, True):
+        check(indexing.IncSubtensor(idx, set_, True), x, y, i, j)
+    adjacent = (("slice", None, None, None), ("array",), ("array",), ("ellipsis",))
+    check(indexing.AdvancedSubtensor(adjacent), x, i, j, expected=x[:, [0, 2], [1, 3], ...])
+
+
 def test_advanced_subtensor():
     x = arr((4, 5, 6))
     i2 = np.array([[0, -1], [3, 3]])

@@ -88,6 +88,19 @@ def check(fns, op, *arrays, ulps=4):
     return got
 
 
+def helpers(fn):
+    """The parallel helpers of kernel ``fn`` (``<name>_par<j>``), by name."""
+    module = fn.py_func.__globals__
+    return {k: v for k, v in module.items() if k.startswith(fn.__name__ + "_par")}
+
+
+def assert_helpers_ran(fn, count):
+    """``fn`` has ``count`` parallel helpers, all compiled, i.e. called."""
+    found = helpers(fn)
+    assert len(found) == count
+    assert all(h.signatures for h in found.values()), found
+
+
 # --------------------------------------------------------------------------- sources
 
 
@@ -150,7 +163,7 @@ def elementwise(load):
     return node, load([node])[0]
 
 
-def test_fused_elementwise_broadcasting_trig_layouts_and_threshold(elementwise):
+def test_fused_elementwise_broadcasting_trig_and_threshold(elementwise):
     node, fns = elementwise
     op = node.op
     sv = np.array(0.25)
@@ -159,7 +172,7 @@ def test_fused_elementwise_broadcasting_trig_layouts_and_threshold(elementwise):
     mb[7, 7] = np.inf
     xb[9, 9] = np.nan
     check(fns, op, xb, mb, rb, sv)  # fast path, parallel, trig fix-up
-    check(fns, op, xb[:4, :5], mb[:4, :5].copy(), rb[:, :5], sv)  # below the threshold
+    check(fns, op, xb[:4, :5].copy(), mb[:4, :5].copy(), rb[:, :5].copy(), sv)  # small
     n = BIG // 2  # just below and just above the threshold, fast path
     check(fns, op, rand(2, n - 1), rand(2, n - 1), rand(1, n - 1), sv)
     check(fns, op, rand(2, n), rand(2, n), rand(1, n), sv)
@@ -172,6 +185,7 @@ def test_fused_elementwise_broadcasting_trig_layouts_and_threshold(elementwise):
     check(fns, op, rand(300, 0), rand(300, 1), rand(1, 0), sv)
     with pytest.raises(ValueError, match="broadcast"):
         fns[1](xb, mb[:, :7], rb, sv)
+    assert_helpers_ran(fns[1], 2)  # the fast and the general loop
 
 
 # --------------------------------------------------------------------------- reductions
@@ -239,6 +253,10 @@ def test_reductions(reductions):
     check(fns, node.op, rand(2, 3, 4), ulps=256)
     node, fns = mean
     check(fns, node.op, xb, mb, ulps=256)
+    # the fast and general loops of trailing reductions, the fast loop of leading ones (the
+    # general one reduces its first axis), the general loop only for the middle axis
+    for (_, fns), count in zip(reductions, (2, 1, 2, 1, 2, 1, 1, 0)):
+        assert_helpers_ran(fns[1], count)
 
 
 def test_one_thread(elementwise, reductions):

@@ -44,7 +44,9 @@ def _index_fields(code, idx, first_input):
 
 
 def _expand(resolved, x_ndim, in_types):
-    """Replace the ellipsis by whole-dim slices, and add them for the dims left over."""
+    """Replace the ellipsis by whole-dim slices, and add them for the dims left over. An
+    ellipsis spanning no dims becomes a ``gap`` entry: it still separates advanced indices
+    (NumPy's adjacency rule)."""
     whole = ("slice", [None, None, None], None)
     widths = [
         len(in_types[int(arr[1:])].shape)
@@ -55,7 +57,10 @@ def _expand(resolved, x_ndim, in_types):
     rest = x_ndim - sum(widths)
     out = []
     for entry in resolved:
-        out += [whole] * rest if entry[0] == "ellipsis" else [entry]
+        if entry[0] == "ellipsis":
+            out += [whole] * rest if rest else [("gap", [], None)]
+        else:
+            out.append(entry)
     if not any(kind == "ellipsis" for kind, _, _ in resolved):
         out += [whole] * rest
     return out
@@ -81,6 +86,9 @@ def _index_loops(code, idx, in_types, first_input):
     for n, (kind, fields, arr) in enumerate(entries):
         if kind == "newaxis":
             pieces.append(("dims", [("1", None)]))
+            continue
+        if kind == "gap":
+            pieces.append(("dims", []))
             continue
         rank = len(in_types[int(arr[1:])].shape) if arr else 0
         if kind == "int" or (kind == "array" and rank == 0):
@@ -195,9 +203,10 @@ def _subtensor(op, in_types, out_types, name):
             axis += 1
         elif kind == "newaxis":
             key.append("None")
-        else:
-            consumed = sum(k in ("int", "slice") for k, _, _ in resolved)
-            key += [":"] * (len(in_types[0].shape) - consumed)
+        else:  # the ellipsis: whole dims up to those the entries after it index
+            width = len(in_types[0].shape) - sum(k in ("int", "slice") for k, _, _ in resolved)
+            key += [":"] * width
+            axis += width
     if not out_types[0].shape:
         _new(code, "out", [], out_types[0].dtype)
         code(f"out[()] = i0[{_at(k for k in key if k != ':')}]", "return out")
