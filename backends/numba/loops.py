@@ -745,6 +745,10 @@ class _Kernel:
             name = f"r{k}" if self.is_red(k) else f"o{k}"
             lines += self.general_loop([k], f"t{k}_", nd, lambda _, n=name: n, "slow")
             lines += self.finish(k, f"t{k}_", nd)
+        # This mode is rare and renders the steps once per output: call the functions Numba
+        # would inline (typing each inlined copy costs more than the rest of the kernel).
+        for fn in vecmath.CALLED:
+            lines = [t.replace(f"vecmath.{fn}(", f"vecmath.{fn}_call(") for t in lines]
         return lines
 
     def render(self) -> str:
