@@ -5,15 +5,15 @@ rest) and one njit entry point that runs every node in topological order."""
 # Layout of a generated module (see ``Function.source`` for real ones):
 #
 #     <imports>
-#     c0 = np.array([...], dtype=np.float64)       # small constants as literals
-#     c1 = __fusegraph_constants__["c1"]           # large ones injected, their sha256 noted
-#     <kernels: k0_add, k1_dot, ...>               # one per distinct (op, input types)
+#     _c0 = np.array([...], dtype=np.float64)      # small constants as literals
+#     _c1 = __fusegraph_constants__["_c1"]         # large ones injected, their sha256 noted
+#     <kernels: _k0_elemwise, _k1_dot, ...>        # one per distinct (op, input types)
 #     @numba.njit(cache=..., nogil=True)
 #     def entry(x, W, b):                          # the inputs, then the shared variables
 #         <static shape checks of the inputs>
-#         v0 = k1_dot(x, W)                        # n0: Dot(x, W)
+#         _v0 = _k1_dot(x, W)                      # n0: Dot(x, W)
 #         ...
-#         return (v3, np.copy(v4), v5)             # outputs, then update values
+#         return (_v3, np.copy(_v4), _v5)          # outputs, then update values
 #
 # Outputs never alias the inputs, constants or each other: an output that is a root, the
 # result of an op whose kernel may return a view, or a repeat of an earlier output is copied.
@@ -97,27 +97,29 @@ class Module:
         self.constants: dict[str, np.ndarray] = {}
         self.node_names: dict = {}
         self._n_constants = 0
-        taken = {"np", "numba", "math", "vecmath", "entry"}
+        taken = {"np"}  # the one global the entry reads besides the generated names
         self.names = {v: _identifier(v.name, taken) for v in fgraph.inputs}
         order = fgraph.toposort()
         globals_, kernel_src, body = [], [], []
         kernel_names: dict = {}
+        # Generated names start with "_" (kernels ``_k<j>_<op>``, node outputs ``_v<k>``,
+        # constants ``_c<j>``), which ``_identifier`` never gives an input: no clash.
         for k, node in enumerate(order):
             label = f"n{k}"
             self.node_names[node] = label
             for var in node.inputs:
                 if isinstance(var, Constant) and var not in self.names:
-                    globals_.append(self._constant(var, taken))
+                    globals_.append(self._constant(var))
             in_types = tuple(v.type for v in node.inputs)
             out_types = tuple(v.type for v in node.outputs)
             key = (node.op, in_types, out_types)
             if key not in kernel_names:
-                kname = f"k{len(kernel_names)}_{type(node.op).__name__.lower()}"
+                kname = f"_k{len(kernel_names)}_{type(node.op).__name__.lower()}"
                 kernel_names[key] = kname
                 kernel_src.append(self._kernel(node, in_types, out_types, kname))
             outs = []
             for j, var in enumerate(node.outputs):
-                self.names[var] = f"v{k}" if len(node.outputs) == 1 else f"v{k}_{j}"
+                self.names[var] = f"_v{k}" if len(node.outputs) == 1 else f"_v{k}_{j}"
                 outs.append(self.names[var])
             args = ", ".join(self.names[v] for v in node.inputs)
             target = outs[0] if len(outs) == 1 else ", ".join(outs)
@@ -125,7 +127,7 @@ class Module:
             body.append(f"    {target} = {kernel_names[key]}({args})")
         for var in fgraph.outputs:
             if isinstance(var, Constant) and var not in self.names:
-                globals_.append(self._constant(var, taken))
+                globals_.append(self._constant(var))
         params = ", ".join(self.names[v] for v in fgraph.inputs)
         entry = [KERNEL_DECORATOR, f"def entry({params}):"]
         entry += self._shape_checks()
@@ -143,8 +145,8 @@ class Module:
             + "\n"
         )
 
-    def _constant(self, var: Constant, taken) -> str:
-        name = _identifier(f"c{self._n_constants}", taken)
+    def _constant(self, var: Constant) -> str:
+        name = f"_c{self._n_constants}"
         self._n_constants += 1
         self.names[var] = name
         data = var.data.copy(order="C")  # (ascontiguousarray would make 0-d 1-d)

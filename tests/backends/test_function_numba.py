@@ -61,6 +61,13 @@ def test_source_is_one_module_traceable_to_nodes(model):
     compile(src, "<source>", "exec")
 
 
+def test_input_names_never_clash_with_generated_names():
+    a, b, n = fg.vector("v0"), fg.vector("_v1"), fg.vector("np")
+    f = fg.function([a, b, n], [fg.exp(a) * 2, a + b, b * 3 + n])
+    one = np.ones(2)
+    _same(f(one, one * 2, one), [np.exp(one) * 2, one * 3, one * 7])
+
+
 def test_direct_calls_layouts_and_conversion(model):
     f, ref = model
     x, X = RNG.normal(size=4), RNG.normal(size=(5, 3))
