@@ -316,7 +316,7 @@ def test_rules_that_undo_each_other_raise_quickly():
     start = time.perf_counter()
     with pytest.raises(RewriteError, match="exp_to_sin|sin_to_exp") as info:
         rewrite([fg.exp(x) + 1.0], toy.rules)
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 10.0
     assert "do not converge" in str(info.value)
     assert "test_engine.py" in str(info.value)  # where the node was built
 

@@ -279,6 +279,8 @@ def test_reduction_of_an_empty_max_still_raises():
 
 
 # --------------------------------------------------------------------------- wide graphs
+# The time bounds below catch a quadratic blow-up (minutes), not a speed target:
+# they are generous because the machine is shared.
 
 
 def test_sum_of_300_inputs_is_split_and_fast():
@@ -289,7 +291,7 @@ def test_sum_of_300_inputs_is_split_and_fast():
     start = time.perf_counter()
     (new,) = fuse([total])
     elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"fusing 300 inputs took {elapsed:.2f} s"
+    assert elapsed < 10.0, f"fusing 300 inputs took {elapsed:.2f} s"
     nodes = toposort([new])
     assert all(isinstance(n.op, FusedElemwise) for n in nodes)
     assert all(len(n.inputs) <= MAX_INPUTS for n in nodes)
@@ -306,7 +308,7 @@ def test_many_outputs_are_split():
     outs = [a * i for i in range(2, 302)]
     start = time.perf_counter()
     new = fuse(outs)
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 10.0
     (big,) = fused_nodes(new)
     assert len(big.outputs) == MAX_OUTPUTS
     assert ops_of(new).count("Elemwise") == 300 - (MAX_OUTPUTS - 1)
@@ -321,7 +323,7 @@ def test_balanced_tree_of_300_inputs_respects_the_bound():
         level = pairs + level[len(pairs) * 2 :]
     start = time.perf_counter()
     (new,) = fuse(level, max_inputs=16)
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 10.0
     assert all(len(n.inputs) <= 16 for n in toposort([new]))
     values = [np.full(2, 1.0 + i / 1000) for i in range(300)]
     check_values(inputs, level, values)
@@ -339,7 +341,7 @@ def test_mlp_gradient_graph_fuses_quickly():
     outs, _ = optimize([loss, *fg.grad(loss, params)], exclude=("fusion",))
     start = time.perf_counter()
     new = fuse(outs)
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 10.0
     assert ops_of(new).count("Elemwise") < ops_of(outs).count("Elemwise") / 4
     check_values([x, y], [loss, *fg.grad(loss, params)], [np.ones((3, 4)), np.zeros((3, 4))])
 
