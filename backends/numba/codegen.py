@@ -23,6 +23,7 @@ rest) and one njit entry point that runs every node in topological order."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import keyword
 import re
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from fusegraph.backends.numba import kernels, loops
 from fusegraph.backends.numba.cache import KERNEL_DECORATOR
+from fusegraph.backends.numba.scalar_code import np_dtype
 from fusegraph.graph import Constant, FunctionGraph
 from fusegraph.ops import grad_ops, indexing
 from fusegraph.ops.elemwise import Elemwise
@@ -43,21 +45,16 @@ LITERAL_LIMIT = 64
 SHAPE_ERROR = "an input's shape differs from its static type"
 
 
-def _view_ops():
-    import importlib
-
-    shape = importlib.import_module("fusegraph.ops.shape")
-    # ops whose kernels may return a view of an input (as NumPy's do)
-    return (
-        shape.DimShuffle,
-        shape.Reshape,
-        shape.BroadcastTo,
-        indexing.Subtensor,
-        grad_ops.SumTo,
-    )
-
-
-_VIEW_OPS = _view_ops()
+# ``fusegraph.ops.shape`` is also the name of a function re-exported by ``fusegraph.ops``.
+_shape = importlib.import_module("fusegraph.ops.shape")
+#: The ops whose kernels may return a view of an input (as NumPy's do).
+_VIEW_OPS = (
+    _shape.DimShuffle,
+    _shape.Reshape,
+    _shape.BroadcastTo,
+    indexing.Subtensor,
+    grad_ops.SumTo,
+)
 
 
 def _identifier(name, taken) -> str:
@@ -73,9 +70,7 @@ def _identifier(name, taken) -> str:
 
 
 def _literal(data: np.ndarray) -> str:
-    dtype = "np.bool_" if data.dtype == np.bool_ else f"np.{data.dtype.name}"
-    body = repr(data.tolist())
-    return f"np.array({body}, dtype={dtype})"
+    return f"np.array({data.tolist()!r}, dtype={np_dtype(data.dtype.name)})"
 
 
 def _op_label(op, n) -> str:

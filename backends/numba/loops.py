@@ -74,6 +74,7 @@ from fusegraph.backends.numba.cache import KERNEL_DECORATOR
 from fusegraph.backends.numba.scalar_code import (
     cast_expr,
     constant_expr,
+    np_dtype,
     scalar_expr,
     slow_path_condition,
     slow_path_expr,
@@ -167,10 +168,6 @@ def as_fused(op) -> FusedElemwise:
         nin = op.scalar_op.nin
         return FusedElemwise(nin, (Step(op.scalar_op, tuple(range(nin))),), (nin,))
     raise TypeError(f"kernel_source: {op} is not an Elemwise or FusedElemwise")
-
-
-def _np_dtype(dtype: str) -> str:
-    return "np.bool_" if dtype == "bool" else f"np.{dtype}"
 
 
 def _tuple(items) -> str:
@@ -393,7 +390,7 @@ class _Kernel:
                 return f"{acc} {'|' if kind == 'max' else '&'} {c}"
             return f"_{kind}imum({acc}, {c})"
         symbol = "*" if kind == "prod" else "+"
-        return f"{_np_dtype(dt)}({acc} {symbol} {c})"
+        return f"{np_dtype(dt)}({acc} {symbol} {c})"
 
     # ------------------------------------------------------------------ loops
 
@@ -623,7 +620,7 @@ class _Kernel:
     def alloc(self, k, prefix, ndim) -> list:
         """Allocate output ``k`` (its accumulator, initialised, if reduced)."""
         dims = [f"{prefix}{a}" for a in range(ndim)]
-        dt = _np_dtype(self.out_types[k].dtype)
+        dt = np_dtype(self.out_types[k].dtype)
         if not self.is_red(k):
             return [f"o{k} = np.empty({_tuple(dims) if dims else '()'}, {dt})"]
         kd = ["1" if a in self.red.axis else dims[a] for a in range(ndim)]
@@ -644,7 +641,7 @@ class _Kernel:
         lines = []
         dt = self.out_types[k].dtype
         if self.red.kind == "mean":
-            n = _np_dtype(dt)
+            n = np_dtype(dt)
             lines += [
                 f"rf{k} = r{k}.reshape(r{k}.size)",
                 f"for p in range(r{k}.size):",

@@ -344,6 +344,12 @@ def cast_expr(arg: str, src: str, dst: str) -> str:
     return f"np.{dst}({arg})"
 
 
+def np_dtype(dtype: str) -> str:
+    """The expression naming NumPy's scalar type ``dtype`` in generated code (``np.bool_``
+    for bool)."""
+    return "np.bool_" if dtype == "bool" else f"np.{dtype}"
+
+
 def constant_expr(value, dtype: str) -> str:
     """A literal of ``dtype`` with exactly ``value`` (NaN, +-inf, -0.0 and int limits too)."""
     dtype = as_dtype(dtype)
@@ -545,6 +551,7 @@ __all__ = [
     "cast_expr",
     "constant_expr",
     "namespace",
+    "np_dtype",
     "scalar_expr",
     "slow_path_condition",
     "slow_path_expr",

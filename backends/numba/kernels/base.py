@@ -10,6 +10,7 @@ from numba.extending import overload
 
 from fusegraph.backends.numba import scalar_code
 from fusegraph.backends.numba.cache import KERNEL_DECORATOR
+from fusegraph.backends.numba.scalar_code import np_dtype
 
 DECORATOR = KERNEL_DECORATOR
 
@@ -113,10 +114,6 @@ class _Code:
         return "\n".join(self.lines) + "\n"
 
 
-def _np(dtype: str) -> str:
-    return "np.bool_" if dtype == "bool" else f"np.{dtype}"
-
-
 def _tup(items) -> str:
     items = list(items)
     return "(" + "".join(f"{i}, " for i in items) + ")" if items else "()"
@@ -141,7 +138,7 @@ def _shape_vars(code, arr, prefix, ndim):
 
 
 def _new(code, var, shape, dtype):
-    code(f"{var} = np.empty({_tup(shape)}, dtype={_np(dtype)})")
+    code(f"{var} = np.empty({_tup(shape)}, dtype={np_dtype(dtype)})")
 
 
 def _loops(code, bounds, prefix):

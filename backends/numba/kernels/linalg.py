@@ -10,13 +10,12 @@ from fusegraph.backends.numba.kernels.base import (
     _Code,
     _loops,
     _new,
-    _np,
     _raise,
     _register,
     _shape_vars,
     _tup,
 )
-from fusegraph.backends.numba.scalar_code import cast_expr
+from fusegraph.backends.numba.scalar_code import cast_expr, np_dtype
 from fusegraph.ops import linalg
 
 # ----------------------------------------------------------------------------------------
@@ -34,8 +33,8 @@ def _mul_acc_exprs(dtype):
 
 def _float_dot(code, a, b, ta, tb, out):
     """``out_var = np.dot(a, b)`` through BLAS for 1-d/2-d float operands."""
-    ca = f"{a}.astype({_np(out.dtype)})" if ta.dtype != out.dtype else f"blas_operand({a})"
-    cb = f"{b}.astype({_np(out.dtype)})" if tb.dtype != out.dtype else f"blas_operand({b})"
+    ca = f"{a}.astype({np_dtype(out.dtype)})" if ta.dtype != out.dtype else f"blas_operand({a})"
+    cb = f"{b}.astype({np_dtype(out.dtype)})" if tb.dtype != out.dtype else f"blas_operand({b})"
     return f"np.dot({ca}, {cb})"
 
 
@@ -179,7 +178,7 @@ def _tensordot(code, ta, tb, out, axes_a, axes_b, perm_b_free=None):
         code(f"ma *= i0.shape[{k}]")
     for k in free_b:
         code(f"nb *= i1.shape[{k}]")
-    dt = _np(out.dtype)
+    dt = np_dtype(out.dtype)
     for arr, t, perm, shape2 in (
         ("i0", ta, free_a + list(axes_a), "(ma, kk)"),
         ("i1", tb, list(axes_b) + free_b, "(kk, nb)"),

@@ -11,14 +11,13 @@ from fusegraph.backends.numba.kernels.base import (
     _Code,
     _loops,
     _new,
-    _np,
     _raise,
     _register,
     _shape_vars,
     _tup,
 )
 from fusegraph.backends.numba.kernels.shape import _read_shape_vector
-from fusegraph.backends.numba.scalar_code import cast_expr
+from fusegraph.backends.numba.scalar_code import cast_expr, np_dtype
 from fusegraph.ops import grad_ops, nn, reduction
 
 # ----------------------------------------------------------------------------------------
@@ -31,9 +30,9 @@ def _is_float(dtype):
 
 def _reduce_init(kind, dtype):
     if kind in ("sum", "mean"):
-        return f"{_np(dtype)}(0)" if dtype != "bool" else "False"
+        return f"{np_dtype(dtype)}(0)" if dtype != "bool" else "False"
     if kind == "prod":
-        return f"{_np(dtype)}(1)"
+        return f"{np_dtype(dtype)}(1)"
     if kind == "all":
         return "True"
     if kind == "any":
@@ -41,9 +40,9 @@ def _reduce_init(kind, dtype):
     if dtype == "bool":
         return "False" if kind == "max" else "True"
     if _is_float(dtype):
-        return f"{_np(dtype)}({'-' if kind == 'max' else ''}np.inf)"
+        return f"{np_dtype(dtype)}({'-' if kind == 'max' else ''}np.inf)"
     info = np.iinfo(dtype)
-    return f"{_np(dtype)}({info.min if kind == 'max' else info.max})"
+    return f"{np_dtype(dtype)}({info.min if kind == 'max' else info.max})"
 
 
 def _reduce_update(kind, src, dtype):
@@ -81,7 +80,7 @@ def _reduce(op, in_types, out_types, name):
     if op.kind in ("max", "min"):
         _raise(code, "count == 0", "ValueError", "zero-size array to reduction operation")
     out_dims = ["1" if k in axes else d for k, d in enumerate(dims) if op.keepdims or k not in axes]
-    code(f"out = np.full({_tup(out_dims)}, {_reduce_init(op.kind, dt)}, dtype={_np(dt)})")
+    code(f"out = np.full({_tup(out_dims)}, {_reduce_init(op.kind, dt)}, dtype={np_dtype(dt)})")
     tail = nd
     while tail > 0 and tail - 1 in axes:
         tail -= 1
@@ -97,7 +96,7 @@ def _reduce(op, in_types, out_types, name):
     code(f"out[{oidx}] = acc")
     _close(code, tail)
     if op.kind == "mean":
-        code(f"c = {_np(dt)}(count)")
+        code(f"c = {np_dtype(dt)}(count)")
         if out_dims:
             code("flat = out.reshape(out.size)")
             with code.loop("j", "flat.size"):
@@ -161,7 +160,7 @@ def _arg_reduce(op, in_types, out_types, name):
 
 def _group_max(code, inner, dt, src, yidx):
     """``top``: the NaN-propagating max of the group (-inf when empty)."""
-    code(f"top = {_np(dt)}(-np.inf)")
+    code(f"top = {np_dtype(dt)}(-np.inf)")
     idx = _loops(code, inner, "r")
     code(f"v = {cast_expr(f'y[{yidx(idx)}]', src, dt)}")
     with code.block("if v > top or v != v:"):
@@ -188,7 +187,7 @@ def _logsumexp(op, in_types, out_types, name):
         return _at(oidx + r)
 
     _group_max(code, inner, dt, src, yidx)
-    code(f"shift = top if math.isfinite(top) else {_np(dt)}(0)", f"total = {_np(dt)}(0)")
+    code(f"shift = top if math.isfinite(top) else {np_dtype(dt)}(0)", f"total = {np_dtype(dt)}(0)")
     idx = _loops(code, inner, "r")
     code(f"total += vecmath.exp({cast_expr(f'y[{yidx(idx)}]', src, dt)} - shift)")
     _close(code, len(inner))
@@ -214,7 +213,7 @@ def _softmax(op, in_types, out_types, name):
         return _at(oidx + r)
 
     _group_max(code, inner, dt, src, yidx)
-    code(f"total = {_np(dt)}(0)")
+    code(f"total = {np_dtype(dt)}(0)")
     idx = _loops(code, inner, "r")
     v = f"{cast_expr(f'y[{yidx(idx)}]', src, dt)} - top"
     if isinstance(op, nn.Softmax):
@@ -267,7 +266,7 @@ def _sum_to(op, in_types, out_types, name):
     for k, s in enumerate(dims):
         cond = f"{s} != 1 and i0.shape[{lead + k}] != {s}"
         _raise(code, cond, "ValueError", "cannot sum down to the shape")
-    code(f"out = np.zeros({_tup(dims)}, dtype={_np(dt)})")
+    code(f"out = np.zeros({_tup(dims)}, dtype={np_dtype(dt)})")
     idx = _loops(code, [f"i0.shape[{k}]" for k in range(ndg)], "j")
     oidx = [f"0 if {s} == 1 else j{lead + k}" for k, s in enumerate(dims)]
     o = _at(oidx)

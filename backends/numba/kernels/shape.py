@@ -14,13 +14,12 @@ from fusegraph.backends.numba.kernels.base import (
     _Code,
     _loops,
     _new,
-    _np,
     _raise,
     _register,
     _shape_vars,
     _tup,
 )
-from fusegraph.backends.numba.scalar_code import cast_expr
+from fusegraph.backends.numba.scalar_code import cast_expr, np_dtype
 from fusegraph.ops import creation
 
 # ``fusegraph.ops.shape`` is also the name of a function re-exported by ``fusegraph.ops``.
@@ -134,7 +133,7 @@ def _broadcast_to(op, in_types, out_types, name):
     dims = _read_shape_vector(code, "i1", len(out_types[0].shape))
     _check_broadcast_to(code, len(in_types[0].shape), dims)
     if not in_types[0].shape:
-        code(f"return np.full({_tup(dims)}, i0[()], dtype={_np(in_types[0].dtype)})")
+        code(f"return np.full({_tup(dims)}, i0[()], dtype={np_dtype(in_types[0].dtype)})")
     else:
         code(f"return np.broadcast_to(i0, {_tup(dims)})")
     return code.text()
@@ -212,7 +211,7 @@ def _arange(op, in_types, out_types, name):
     if dt != "bool":
         code("delta = out[1] - out[0] if n > 1 else out[0]")
         with code.loop("i", "2, n"):
-            code(f"out[i] = out[0] + {_np(dt)}(i) * delta")
+            code(f"out[i] = out[0] + {np_dtype(dt)}(i) * delta")
     code("return out")
     return code.text()
 
@@ -222,8 +221,8 @@ def _eye(op, in_types, out_types, name):
     code = _Code(name, 3)
     code("n = np.int64(i0[()])", "m = np.int64(i1[()])", "k = np.int64(i2[()])")
     _raise(code, "n < 0 or m < 0", "ValueError", "negative dimensions are not allowed")
-    code(f"out = np.zeros((n, m), dtype={_np(op.dtype)})")
+    code(f"out = np.zeros((n, m), dtype={np_dtype(op.dtype)})")
     with code.loop("i", "max(0, -k), min(n, m - k)"):
-        code(f"out[i, i + k] = {_np(op.dtype)}(1)")
+        code(f"out[i, i + k] = {np_dtype(op.dtype)}(1)")
     code("return out")
     return code.text()
