@@ -21,23 +21,16 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from time import perf_counter
 
 import numba
 import numpy as np
 
 import fusegraph as fg
+from benchmarks.timing import wall_times
 
 
 def best_ms(fn, args, repeat=7, number=1):
-    fn(*args)
-    times = []
-    for _ in range(repeat):
-        t0 = perf_counter()
-        for _ in range(number):
-            fn(*args)
-        times.append((perf_counter() - t0) / number)
-    return min(times) * 1e3
+    return min(wall_times(fn, args, repeat, number)) * 1e3
 
 
 # ------------------------------------------------------------------------------ kernels

@@ -3,7 +3,7 @@ parallel)``): the fused exp(-x*x) * sin(y) + log1p(z*z) on 1e7 float64, the same
 expression summed over the trailing and over the leading axis of 1000 x 10000, a cheap
 memory-bound x*y + z, and the fused expression around the size threshold.
 
-    python benchmarks/parallel.py [--n 10000000] [--repeat 7] [--no-sizes]
+    python -m benchmarks.parallel [--n 10000000] [--repeat 7] [--no-sizes]
 
 Prints the best (and median) wall time over the repeats, after a warm-up call, and the ratio
 serial / parallel; the compile times are those of a fresh cache directory. Timings are only
@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 import fusegraph as fg
+from benchmarks.timing import wall_times
 from fusegraph.backends.numba import cache, loops
 from fusegraph.graph import toposort
 from fusegraph.ops.fused import FusedElemwise
@@ -56,12 +57,7 @@ def compile_pair(node, name):
 
 def timing(fn, args, repeat):
     """(best, median) wall time of fn(*args) in ms, after one warm-up call."""
-    fn(*args)
-    times = []
-    for _ in range(repeat):
-        t0 = perf_counter()
-        fn(*args)
-        times.append(perf_counter() - t0)
+    times = wall_times(fn, args, repeat)
     return 1e3 * min(times), 1e3 * statistics.median(times)
 
 

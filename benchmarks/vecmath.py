@@ -13,11 +13,11 @@ import argparse
 import math
 import re
 import statistics
-from time import perf_counter
 
 import numba
 import numpy as np
 
+from benchmarks.timing import wall_times
 from fusegraph.backends.numba import vecmath as vm
 
 JIT = {"error_model": "numpy"}  # needed: the Python error model checks every division
@@ -118,13 +118,7 @@ def vector_width(dispatcher):
 
 def median_ms(fn, args, repeat):
     """Median wall time of fn(*args) in milliseconds, after one warm-up call."""
-    fn(*args)
-    times = []
-    for _ in range(repeat):
-        t0 = perf_counter()
-        fn(*args)
-        times.append(perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+    return 1e3 * statistics.median(wall_times(fn, args, repeat))
 
 
 def bench_functions(n, dtype, repeat, rng):
