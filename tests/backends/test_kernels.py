@@ -3,9 +3,6 @@ and shape, equal values (floating sums and products within a few ulp), the same 
 class, and inputs never mutated. Each kernel is compiled once per type and reused."""
 
 import importlib
-import shutil
-import sys
-import tempfile
 
 import numpy as np
 import pytest
@@ -21,18 +18,7 @@ shape = importlib.import_module("fusegraph.ops.shape")
 rng = np.random.default_rng(0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache_dir():
-    base = tempfile.mkdtemp(prefix="fusegraph-kernels-")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEGRAPH_CACHE_DIR", base)
-        mp.delenv("NUMBA_CACHE_DIR", raising=False)
-        before = set(sys.modules)
-        yield
-        for name in set(sys.modules) - before:
-            if name.startswith(cache.PREFIX):
-                del sys.modules[name]
-    shutil.rmtree(base, ignore_errors=True)
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 _compiled: dict = {}

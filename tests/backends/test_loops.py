@@ -5,7 +5,6 @@ arguments, broadcast errors — plus a check that the fast path vectorises."""
 from __future__ import annotations
 
 import re
-import sys
 import time
 
 import numpy as np
@@ -24,13 +23,8 @@ RNG = np.random.default_rng(42)
 
 
 @pytest.fixture(scope="module")
-def load(tmp_path_factory):
+def load(private_cache):
     """Compile kernels in a private cache directory: load(nodes) -> one function per node."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FUSEGRAPH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    mp.delenv("NUMBA_CACHE_DIR", raising=False)
-    cache._reset_for_tests()
-    before = set(sys.modules)
 
     def load_nodes(nodes):
         sources = [
@@ -42,12 +36,7 @@ def load(tmp_path_factory):
         module = cache.load_module(loops.module_source(sources))
         return [getattr(module, f"k{j}") for j in range(len(nodes))]
 
-    yield load_nodes
-    for name in set(sys.modules) - before:
-        if name.startswith(cache.PREFIX):
-            del sys.modules[name]
-    cache._reset_for_tests()
-    mp.undo()
+    return load_nodes
 
 
 def kernel_nodes(outputs):

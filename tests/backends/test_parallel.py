@@ -7,8 +7,6 @@ module); the calls are chosen to cover the fast and general paths with few signa
 
 from __future__ import annotations
 
-import sys
-
 import numba
 import numpy as np
 import pytest
@@ -25,14 +23,9 @@ BIG = loops.PARALLEL_MIN_SIZE  # a loop of at least this many elements runs in p
 
 
 @pytest.fixture(scope="module")
-def load(tmp_path_factory):
+def load(private_cache):
     """Compile kernels in a private cache directory: load(nodes) -> a (serial, parallel)
     pair of functions per node, all in one module."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FUSEGRAPH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    mp.delenv("NUMBA_CACHE_DIR", raising=False)
-    cache._reset_for_tests()
-    before = set(sys.modules)
 
     def load_nodes(nodes):
         sources = []
@@ -43,12 +36,7 @@ def load(tmp_path_factory):
         module = cache.load_module(loops.module_source(sources))
         return [(getattr(module, f"s{j}"), getattr(module, f"p{j}")) for j in range(len(nodes))]
 
-    yield load_nodes
-    for name in set(sys.modules) - before:
-        if name.startswith(cache.PREFIX):
-            del sys.modules[name]
-    cache._reset_for_tests()
-    mp.undo()
+    return load_nodes
 
 
 def kernel_nodes(outputs):
