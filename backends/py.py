@@ -29,6 +29,7 @@ def compile_graph(fgraph: FunctionGraph):
             for node in order:
                 args = [env[v] for v in node.inputs]
                 try:
+                    node.op.check_inputs(node, args)
                     result = node.op.impl(*args)
                 except Exception as exc:
                     raise node_error(exc, node, args) from exc

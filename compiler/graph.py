@@ -120,6 +120,10 @@ class Op:
     def impl(self, *arrays):
         raise NotImplementedError(f"{type(self).__name__}.impl")
 
+    def check_inputs(self, node: Apply, arrays) -> None:
+        """Run-time checks of ``arrays`` against ``node``'s static types that ``impl``
+        cannot make (it sees no types); the py backend calls it before ``impl``."""
+
     def vjp(self, inputs, outputs, grads):
         """The gradient rule: given the gradients of the outputs (``grads``, one variable per
         output), return one entry per input: a gradient variable of the input's type, None

@@ -80,8 +80,9 @@ def shapes_agree(a: tuple, b: tuple) -> bool:
 def broadcast_static(shapes, op_name: str = "broadcast") -> tuple:
     """Broadcast static shapes as NumPy would; None dims stay unknown.
 
-    Raises ValueError naming ``op_name`` when two known dims can never broadcast.
-    A None dim may turn out to be 1 at run time, so it never raises here.
+    Raises ValueError naming ``op_name`` when two known dims can never broadcast. A None
+    dim never broadcasts at run time (``check_no_runtime_broadcast``): it takes the length of
+    the other non-1 dims on its axis.
     """
     ndim = max((len(s) for s in shapes), default=0)
     padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
@@ -101,6 +102,42 @@ def broadcast_static(shapes, op_name: str = "broadcast") -> tuple:
         else:
             out.append(1)
     return tuple(out)
+
+
+def check_no_runtime_broadcast(static_shapes, shapes) -> None:
+    """The run-time half of the broadcasting rule of elementwise ops: only dims whose
+    static length is 1 broadcast. A dim of unknown static length must have the same run-time
+    length as every other such dim on its axis (as in Theano, PyTensor and JAX), so that the
+    graph's shapes are decided by its types and gradients need no run-time sums.
+
+    ``static_shapes`` are the inputs' static shapes and ``shapes`` their run-time shapes;
+    raises ValueError naming the inputs and the axis otherwise (the caller adds the op).
+    """
+    shapes = [tuple(s) for s in shapes]
+    ndim = max((len(s) for s in shapes), default=0)
+    for axis in range(1, ndim + 1):
+        length, first = None, None
+        for i, (static, shape) in enumerate(zip(static_shapes, shapes)):
+            if len(shape) < axis or static[-axis] == 1:
+                continue
+            if length is None:
+                length, first = shape[-axis], i
+            elif shape[-axis] != length:
+                shown = " and ".join(fmt_shape(s) for s in shapes)
+                hint = ""
+                if 1 in (shape[-axis], length):
+                    one = i if shape[-axis] == 1 else first
+                    hint = (
+                        f"; input {one} has length 1 there but its static shape "
+                        f"{fmt_shape(static_shapes[one])} does not say so, and only dims of "
+                        "static length 1 broadcast: declare it with shape=(..., 1, ...) "
+                        "(fg.tensor) or make the length-1 axis explicit (dimshuffle, reshape)"
+                    )
+                raise ValueError(
+                    f"operands could not be broadcast together with shapes {shown}"
+                    f" (axis {-axis}: length {length} in input {first}, {shape[-axis]} in "
+                    f"input {i}){hint}"
+                )
 
 
 def fmt_shape(shape) -> str:

@@ -9,12 +9,20 @@ import numpy as np
 
 from fusegraph.graph import Apply, NullGrad, Op, as_tensor, as_tensor_args
 from fusegraph.ops.scalar import GRADS, INFIX, Cast, ScalarOp
-from fusegraph.types import TensorType, as_dtype, broadcast_static, is_float
+from fusegraph.types import (
+    TensorType,
+    as_dtype,
+    broadcast_static,
+    check_no_runtime_broadcast,
+    is_float,
+)
 
 
 @dataclass(frozen=True)
 class Elemwise(Op):
-    """Apply ``scalar_op`` element by element; inputs broadcast as in NumPy."""
+    """Apply ``scalar_op`` element by element. Inputs broadcast as in NumPy where their
+    static shapes say so (a dim of static length 1, or a missing leading dim); dims of
+    unknown length must be equal at run time (``types.check_no_runtime_broadcast``)."""
 
     scalar_op: ScalarOp
 
@@ -29,9 +37,12 @@ class Elemwise(Op):
     def impl(self, *arrays):
         return np.asarray(self.scalar_op.impl(*arrays))
 
+    def check_inputs(self, node, arrays) -> None:
+        check_no_runtime_broadcast([x.type.shape for x in node.inputs], map(np.shape, arrays))
+
     def vjp(self, inputs, outputs, grads):
-        """Per input: the scalar op's derivative times ``g``, summed back over the dims the
-        input was broadcast along; None for non-float inputs."""
+        """Per input: the scalar op's derivative times ``g``, summed over the dims the input
+        was broadcast along (known from the static shapes); None for non-float inputs."""
         rule = GRADS.get(self.scalar_op.name)
         if rule is None:
             return [NullGrad(f"{self} has no gradient")] * len(inputs)
@@ -43,7 +54,7 @@ class Elemwise(Op):
             if gx is None or not is_float(x.dtype):
                 result.append(None)
             else:
-                result.append(cast(sum_to(gx, x), x.dtype))
+                result.append(cast(sum_to(gx, x, static=True), x.dtype))
         return result
 
     def __str__(self) -> str:

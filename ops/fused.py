@@ -14,7 +14,13 @@ import numpy as np
 from fusegraph.graph import Apply, NullGrad, Op, as_tensor
 from fusegraph.ops.reduction import Reduce, reduce_dtype, reduced_shape
 from fusegraph.ops.scalar import INFIX, ScalarOp
-from fusegraph.types import TensorType, as_dtype, broadcast_static, fmt_shape
+from fusegraph.types import (
+    TensorType,
+    as_dtype,
+    broadcast_static,
+    check_no_runtime_broadcast,
+    fmt_shape,
+)
 
 
 @dataclass(frozen=True)
@@ -201,6 +207,9 @@ class FusedElemwise(Op):
             k, kind, axis, keepdims = self.reduction
             results[k] = Reduce(kind, axis, keepdims).impl(results[k])
         return results[0] if len(results) == 1 else tuple(results)
+
+    def check_inputs(self, node, arrays) -> None:
+        check_no_runtime_broadcast([x.type.shape for x in node.inputs], map(np.shape, arrays))
 
     def _step_error(self, j, operands, exc) -> str:
         op, args = self.steps[j]

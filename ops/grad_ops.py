@@ -38,11 +38,13 @@ class SumTo(Op):
         return [ops.broadcast_to(grads[0], ops.shape(inputs[0])), None]
 
 
-def sum_to(g, x):
+def sum_to(g, x, static: bool = False):
     """Sum the gradient ``g`` down to the shape of ``x`` (which was broadcast to g's shape).
 
     Uses plain sums where the static shapes decide which dims were broadcast, and a
     run-time ``SumTo`` only for dims that may or may not have been broadcast (unknown).
+    ``static=True`` (inputs of elementwise ops, which never broadcast a dim of unknown
+    length at run time): only the static shapes decide, so no ``SumTo``.
     """
     from fusegraph import ops
 
@@ -53,7 +55,7 @@ def sum_to(g, x):
     for i, (dx, dg) in enumerate(zip(x.type.shape, g.type.shape[lead:])):
         if dx == 1 and dg != 1:
             axes.append(lead + i)
-        elif dx is None and dg != 1:
+        elif dx is None and dg != 1 and not static:
             unsure = True
         elif dx is not None and dg is not None and dx != dg:
             raise ValueError(f"sum_to: cannot sum {fmt_shape(g.type.shape)} to {x.type}")

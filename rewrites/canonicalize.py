@@ -379,10 +379,15 @@ def _aligned(var, ndim):
 
 def _supplied(var, x, others, ndim) -> bool:
     """True if each dim that broadcasting ``x`` to ``var`` gives is 1, already x's, or
-    provably another operand's, so the elementwise result keeps its shape without it."""
+    provably another operand's, so the elementwise result keeps its shape without it; and
+    each dim of ``x`` is 1 or the broadcast one (the elementwise op broadcasts only dims of
+    static length 1, where ``broadcast_to`` also broadcasts unknown dims that are 1)."""
     full, own = _aligned(var, ndim), _aligned(x, ndim)
     rest = [_aligned(u, ndim) for u in others]
-    return all(d == 1 or d == own[k] or any(r[k] == d for r in rest) for k, d in enumerate(full))
+    return all(
+        (d == 1 or d == own[k] or any(r[k] == d for r in rest)) and own[k] in (1, d)
+        for k, d in enumerate(full)
+    )
 
 
 @canonicalize.rule(Pattern(Elemwise))

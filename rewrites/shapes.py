@@ -35,29 +35,10 @@ def _symbol(var, axis):
     return (weakref.ref(var), axis)
 
 
-class _Broadcast:
-    """The length of unknown lengths broadcast together. Equal to another exactly when the
-    set of lengths is the same (so ``x * y`` and ``y * x`` agree); remembers the axis of the
-    variable where the broadcast happened, to read the length from."""
-
-    __slots__ = ("lengths", "source", "axis")
-
-    def __init__(self, lengths: frozenset, var, axis: int):
-        self.lengths, self.source, self.axis = lengths, weakref.ref(var), axis
-
-    def __eq__(self, other):
-        return isinstance(other, _Broadcast) and self.lengths == other.lengths
-
-    def __hash__(self):
-        return hash(self.lengths)
-
-
 def symbol_source(dim):
     """For a symbol: ``(variable, axis)`` whose length it is; None for known lengths or a
     variable that no longer exists."""
-    if isinstance(dim, _Broadcast):
-        var, axis = dim.source(), dim.axis
-    elif isinstance(dim, tuple):
+    if isinstance(dim, tuple):
         var, axis = dim[0](), dim[1]
     else:
         return None
@@ -94,20 +75,16 @@ _SAME = {"Softmax", "LogSoftmax", "IncSubtensor"}
 
 
 def _elemwise(node, var):
+    """Elementwise ops broadcast only dims of static length 1: the other dims of an axis
+    are equal at run time (``types.check_no_runtime_broadcast``), so any one of them names
+    the axis. The first in input order does, a known length before all."""
     out = []
     ndim = var.ndim
     aligned = [(1,) * (ndim - x.ndim) + dims(x) for x in node.inputs]
     for axis in range(ndim):
-        ds = {a[axis] for a in aligned} - {1}
-        if not ds:
-            out.append(1)
-        elif len(ds) == 1:
-            out.append(ds.pop())
-        else:
-            known = [d for d in ds if isinstance(d, int)]
-            # Unknown lengths broadcast together: name the result by the set of them, so
-            # x * y and y * x (or any reordering of the terms) get the same dim.
-            out.append(known[0] if known else _Broadcast(frozenset(ds), var, axis))
+        ds = [a[axis] for a in aligned if a[axis] != 1]
+        known = [d for d in ds if isinstance(d, int)]
+        out.append(known[0] if known else ds[0] if ds else 1)
     return tuple(out)
 
 

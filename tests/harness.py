@@ -29,8 +29,10 @@ class Case:
         build: takes symbolic inputs, returns one output variable or a list.
         ref: takes NumPy arrays, returns the expected array (or list of arrays).
         inputs: the concrete input arrays.
-        static: per input, its static shape for the symbolic variable, or None for
-            "all dims unknown". The check runs with these and with fully known shapes.
+        static: per input, its static shape for the symbolic variable, or None for the
+            value's broadcastable pattern (1 where the value's dim is 1, unknown elsewhere,
+            as only dims of static length 1 broadcast). The check runs with these and with
+            fully known shapes.
         rtol, atol: tolerance for float results (ints and bools compare exactly).
         raises: an exception class expected at run time instead of a result.
         grad: also check the gradient with ``fg.verify_grad`` (w.r.t. every float input,
@@ -52,12 +54,18 @@ class Case:
 
 
 def symbols(inputs, static=None):
-    """Symbolic variables matching ``inputs`` (names x0, x1, ...)."""
+    """Symbolic variables matching ``inputs`` (names x0, x1, ...); an input without a
+    static shape gets its value's broadcastable pattern."""
     static = static or [None] * len(inputs)
     return [
-        fg.tensor(f"x{i}", dtype=a.dtype.name, shape=s if s is not None else (None,) * a.ndim)
+        fg.tensor(f"x{i}", dtype=a.dtype.name, shape=s if s is not None else pattern(a))
         for i, (a, s) in enumerate(zip(inputs, static))
     ]
+
+
+def pattern(a: np.ndarray) -> tuple:
+    """The broadcastable pattern of ``a`` as a static shape: 1 where a's dim is 1."""
+    return tuple(1 if d == 1 else None for d in np.shape(a))
 
 
 def _as_list(x):

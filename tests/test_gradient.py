@@ -49,8 +49,13 @@ def test_broadcast_gradients_sum_over_broadcast_dims():
     np.testing.assert_allclose(out[0], np.full((4, 3), 2.0))
     np.testing.assert_allclose(out[1], np.full(3, 8.0))
     np.testing.assert_allclose(out[2], (xv + bv).sum())
-    # Run-time broadcasting: b given as a length-1 vector against 3 columns.
-    np.testing.assert_allclose(run([x, b, s], gb, xv, np.array([1.0]), 2.0), [24.0])
+    # A length-1 b broadcasts only when its type says so, and its gradient sums the columns.
+    b1 = fg.tensor("b1", shape=(1,))
+    (gb1,) = fg.grad(((x + b1) * s).sum(), [b1])
+    assert gb1.type.shape == (1,)
+    np.testing.assert_allclose(run([x, b1, s], gb1, xv, np.array([1.0]), 2.0), [24.0])
+    with pytest.raises(ValueError, match="static length 1"):
+        run([x, b, s], [cost, gb], xv, np.array([1.0]), 2.0)
 
 
 def test_second_derivative():

@@ -4,23 +4,25 @@ with explicit loops, NumPy's broadcasting and the scalar code of ``scalar_code``
 
 # Shape of a generated kernel (inputs i0, i1, ...; loop dims n0, n1, ...):
 #
-# 1. The loop shape is the broadcast of all input shapes (inputs align right, as NumPy);
-#    statically length-1 dims take no part, incompatible dims raise ValueError(BROADCAST_ERROR)
-#    (the Function wrapper re-runs the py backend for the detailed message).
+# 1. The loop shape: per axis (inputs align right, as NumPy), the length of the inputs' dims
+#    that are not statically 1. Elementwise ops broadcast only static 1s, so those lengths
+#    must be equal; else the kernel raises ValueError(BROADCAST_ERROR) (the Function wrapper
+#    re-runs the py backend for the detailed message).
 # 2. Main mode (every output has the loop shape): outputs are fresh C-contiguous arrays.
 #    - Fast path, when every input that is not statically of size 1 is C-contiguous with the
-#      loop's size (so, being broadcast-compatible, with its shape): one flat loop over
+#      loop's size (so, its dims being the loop's, with its shape): one flat loop over
 #      ``reshape``d 1-d views, which LLVM vectorises. Statically size-1 inputs are read once.
 #      A fused reduction over trailing axes runs as outer x inner loops with a scalar
 #      accumulator; over leading axes as reduced x kept loops accumulating into the kept row
 #      (vectorisable without reassociation); other axis sets take the general path.
-#    - General path: nested loops over the loop shape; an input's index on a dim of unknown
-#      length is multiplied by 0 when that dim is 1 at run time (broadcast), by 1 otherwise.
+#    - General path: nested loops over the loop shape; an input's index is 0 on its static
+#      length-1 dims, the loop index on the others.
 # 3. Separate mode: an output depending on a subset of the inputs (``op.depends_on``) has a
-#    smaller shape than the loop when an unknown dim of those inputs is 1 (or the loop dim is
-#    0) at run time. Then each output is computed by its own general loop over its own shape,
-#    evaluating only the steps it needs (trig with libm). Rare: the fusion pass only groups
-#    nodes of equal ndim and equal static length-1 dims.
+#    smaller shape than the loop when those inputs have only static length-1 dims (or fewer
+#    dims) where others are longer, and the loop dim is not 1 at run time. Then each output
+#    is computed by its own general loop over its own shape, evaluating only the steps it
+#    needs (trig with libm). Rare: the fusion pass only groups nodes of equal ndim and equal
+#    static length-1 dims.
 # 4. sin/cos/tan use vecmath (NaN beyond vecmath.TRIG_LIMIT): the vectorised loop ORs
 #    ``slow_path_condition`` into ``slow``; if set, a scalar loop recomputes the flagged
 #    elements with ``slow_path_expr`` (elementwise nodes), or the whole node is recomputed
@@ -242,44 +244,44 @@ class _Kernel:
         return size
 
     def may_differ(self, k: int) -> bool:
-        """Whether output ``k`` can have another shape than the loop at run time."""
+        """Whether output ``k`` can have another shape than the loop at run time: it has
+        fewer dims, or only length-1 dims where other inputs have longer ones (dims of
+        unknown length are all equal, as elementwise ops broadcast only static 1s)."""
         if self.out_ndim[k] != self.ndim:
             return True
         deps = set(self.deps[k])
         for a in range(self.ndim):
-            known = False
-            others = False
-            for i in range(self.nin):
-                d = self.in_dim(i, a, self.ndim)
-                if d is None or self.static(i, d) == 1:
-                    continue
-                if i in deps:
-                    known |= self.static(i, d) is not None
-                else:
-                    others = True
-            if others and not known:
+            long = {
+                i
+                for i in range(self.nin)
+                if (d := self.in_dim(i, a, self.ndim)) is not None and self.static(i, d) != 1
+            }
+            if long and not long & deps:
                 return True
         return False
 
     # ------------------------------------------------------------------ code pieces
 
     def shape_code(self, prefix: str, inputs, ndim: int) -> list:
-        """Statements computing ``<prefix><axis>``, the broadcast of ``inputs`` on each axis."""
+        """Statements computing ``<prefix><axis>``, the length of each axis: that of the
+        inputs' dims not statically 1, which must all be equal (elementwise ops broadcast
+        only static 1s), else 1."""
         lines = []
         for a in range(ndim):
             n = f"{prefix}{a}"
-            lines.append(f"{n} = 1")
+            first = True
             for i in inputs:
                 d = self.in_dim(i, a, ndim)
                 if d is None or self.static(i, d) == 1:
                     continue
                 s = f"i{i}.shape[{d}]"
-                lines += [
-                    f"if {s} != 1:",
-                    f"{_IND}if {n} != 1 and {n} != {s}:",
-                    f"{_IND * 2}raise ValueError({BROADCAST_ERROR!r})",
-                    f"{_IND}{n} = {s}",
-                ]
+                if first:
+                    lines.append(f"{n} = {s}")
+                    first = False
+                else:
+                    lines += [f"if {s} != {n}:", f"{_IND}raise ValueError({BROADCAST_ERROR!r})"]
+            if first:
+                lines.append(f"{n} = 1")
         return lines
 
     def closure(self, refs) -> list:
@@ -404,20 +406,6 @@ class _Kernel:
         condition into a private flag and adds it to the ``nslow`` count (a ``+=`` reduction:
         Numba has no ``|=`` one)."""
         lines = []
-        inputs = sorted({i for k in outs for i in self.deps[k]})
-        mults = {}
-        for i in inputs:
-            if self.hoisted[i]:
-                continue
-            for a in range(ndim):
-                d = self.in_dim(i, a, ndim)
-                if d is not None and self.static(i, d) is None:
-                    m = f"m{i}_{d}"
-                    mults[i, d] = m
-                    if par:  # a bool: the helper's LLVM knows the index is not negative
-                        lines.append(f"{m} = i{i}.shape[{d}] != 1")
-                    else:
-                        lines.append(f"{m} = 1 if i{i}.shape[{d}] != 1 else 0")
         js = [f"j{a}" for a in range(ndim)]
 
         def load(i):
@@ -426,12 +414,7 @@ class _Kernel:
             idx = []
             for d in range(self.in_types[i].ndim):
                 a = d + ndim - self.in_types[i].ndim
-                if self.static(i, d) == 1:
-                    idx.append("0")
-                elif (i, d) in mults:
-                    idx.append(f"{js[a]} * {mults[i, d]}")
-                else:
-                    idx.append(js[a])
+                idx.append("0" if self.static(i, d) == 1 else js[a])
             return f"i{i}[{', '.join(idx)}]"
 
         def store(k, v):
@@ -600,6 +583,14 @@ class _Kernel:
             *[_IND + t for t in end],
         ]
 
+    def flat_cond(self, i: int) -> str:
+        """When input ``i`` can be read through a flat view of the loop's size: C order, and
+        (unless its dims are the loop's, so its size is) the loop's size."""
+        t = self.in_types[i]
+        if t.ndim == self.ndim and 1 not in t.shape:
+            return f"i{i}.flags.c_contiguous"
+        return f"i{i}.flags.c_contiguous and i{i}.size == size"
+
     def trailing(self) -> bool:
         """Whether the reduction is over trailing axes (the fast path's outer x inner)."""
         axis = self.red.axis
@@ -690,11 +681,7 @@ class _Kernel:
             )
             general = self.par_switch(["n0 > 1"], setup, loop, general, trig)
         if self.fast_ok():
-            conds = [
-                f"i{i}.flags.c_contiguous and i{i}.size == size"
-                for i in range(self.nin)
-                if not self.hoisted[i]
-            ]
+            conds = [self.flat_cond(i) for i in range(self.nin) if not self.hoisted[i]]
             fast = [f"f{i} = flat_view(i{i})" for i in range(self.nin) if not self.hoisted[i]]
             for k in outs:
                 if self.is_red(k):

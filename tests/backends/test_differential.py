@@ -62,7 +62,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import Case, check_static, fortran, noncontiguous
+from harness import Case, check_static, fortran, noncontiguous, pattern
 
 try:
     from numpy.lib.array_utils import byte_bounds
@@ -221,7 +221,7 @@ def _graph_signature(case: Case) -> str:
         return _SIGNATURES[case.id]
     statics = case.static or [None] * len(case.inputs)
     syms = [
-        fg.tensor(dtype=np.asarray(a).dtype.name, shape=s if s is not None else (None,) * a.ndim)
+        fg.tensor(dtype=np.asarray(a).dtype.name, shape=s if s is not None else pattern(a))
         for a, s in zip(map(np.asarray, case.inputs), statics, strict=True)
     ]
     outs = case.build(*syms)
@@ -253,7 +253,7 @@ def _symbolic_input(name, a, static, layout):
     """(root variable, what the row's build receives, C-contiguous argument) for one
     input of a row, with its layout made by the graph."""
     dtype = a.dtype.name
-    shape = tuple(static) if static is not None else (None,) * a.ndim
+    shape = tuple(static) if static is not None else pattern(a)
     if layout == "strided" and a.ndim >= 1:
         last = None if shape[-1] is None else 2 * shape[-1]
         var = fg.tensor(name, dtype=dtype, shape=shape[:-1] + (last,))

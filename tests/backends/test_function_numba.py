@@ -2,7 +2,6 @@
 conversion, layouts, detailed errors), debug mode, embedding in the user's njit code,
 pickling, threads and processes."""
 
-import math
 import os
 import pickle
 import subprocess
@@ -309,18 +308,3 @@ def test_parallel_mode_equals_serial():
         np.testing.assert_array_equal(a, b)
     for a, b in zip(serial(v[:, :0], w[:0]), parallel(v[:, :0], w[:0])):
         np.testing.assert_array_equal(a, b)
-
-
-def test_outputs_smaller_than_the_fused_loop_use_called_twins():
-    # softplus(x) has x's shape, which is smaller than the loop when x has length 1 at run
-    # time: the loop generator's separate mode, rendered with vecmath's called twins.
-    x, y = fg.vector("x"), fg.vector("y")
-    outs = [fg.softplus(x) + 1, fg.softplus(x) * y, fg.erf(x) * y]
-    f = fg.function([x, y], outs)
-    assert "vecmath.softplus_f64_call(" in f.source
-    for a, b in [(np.array([0.3]), np.arange(5.0)), (np.arange(4.0), np.arange(4.0) - 2)]:
-        sp = np.logaddexp(0, a)
-        want = [sp + 1, sp * b, np.vectorize(math.erf)(a) * b]
-        for got, ref in zip(f(a, b), want):
-            assert got.shape == ref.shape
-            np.testing.assert_allclose(got, ref, rtol=1e-14)

@@ -5,7 +5,6 @@ arguments, broadcast errors — plus a check that the fast path vectorises."""
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import pytest
@@ -17,7 +16,6 @@ from fusegraph.ops.elemwise import Elemwise
 from fusegraph.ops.fused import FusedElemwise, Reduction, Step
 from fusegraph.ops.scalar import ScalarOp
 from fusegraph.rewrites.fusion import fuse
-from fusegraph.types import TensorType
 
 RNG = np.random.default_rng(42)
 
@@ -118,23 +116,23 @@ def test_broadcasting_layouts_and_trig_fixup_in_nd(load):
     m = fg.matrix("m")
     s = fg.scalar("s")
     out1 = fg.cos(x) * row + s  # static broadcast of row, 0-d s
-    out2 = fg.tan(x * m) - m  # run-time broadcast: either may have length-1 dims
+    out2 = fg.tan(x * m) - m  # unknown dims: equal at run time, never broadcast
     nodes = kernel_nodes([out1]) + kernel_nodes([out2])
     k1, k2 = load(nodes)
     for xs in layouts((4, 5)):
         r, sv = rand(1, 5), np.array(1.5)
         check(k1, nodes[0].op, xs, r, sv, ulps=4)
-        for ms in (rand(4, 5), rand(1, 5), rand(4, 1), rand(1, 1)):
+        for ms in layouts((4, 5)):
             check(k2, nodes[1].op, xs, ms, ulps=8)
             check(k2, nodes[1].op, ms, xs, ulps=8)
     big = rand(3, 4)
     big[1, 2] = 1e20
     check(k1, nodes[0].op, big, rand(1, 5)[:, :4], np.array(-2.0), ulps=4)
     check(k1, nodes[0].op, big.T, rand(1, 3), np.array(-2.0), ulps=4)
-    check(k2, nodes[1].op, big, rand(3, 1), ulps=8)
-    check(k2, nodes[1].op, rand(0, 5), rand(1, 5))
-    check(k2, nodes[1].op, rand(3, 1), rand(3, 0))
-    for bad in (rand(3, 5), rand(2, 4)):
+    check(k2, nodes[1].op, big, rand(3, 4), ulps=8)
+    check(k2, nodes[1].op, rand(0, 5), rand(0, 5))
+    check(k2, nodes[1].op, rand(3, 0), rand(3, 0))
+    for bad in (rand(3, 5), rand(2, 4), rand(1, 5), rand(4, 1)):
         with pytest.raises(ValueError, match="broadcast"):
             k2(rand(4, 5), bad)
 
@@ -165,8 +163,8 @@ def test_mixed_dtypes_several_outputs_0d_and_plain_elemwise(load):
         check(fn, node.op, *[np.asfortranarray(a) if a.ndim == 2 else a for a in arrays])
     jv = RNG.integers(-5, 5, (4, 6)).astype("int32")
     check(fns[-1], single[0].op, iv, jv)
-    check(fns[-1], single[0].op, iv[:, :1], jv[::-1])
-    check(fns[-1], single[0].op, np.zeros((0, 6), "int32"), jv[:1])
+    check(fns[-1], single[0].op, iv[:, ::-1], jv[::-1])
+    check(fns[-1], single[0].op, np.zeros((0, 6), "int32"), jv[:0])
 
 
 # --------------------------------------------------------------------------- reductions
@@ -202,7 +200,7 @@ def test_fused_reductions(load):
         check(fn, node.op, xv, yv, ulps=ulps)
         check(fn, node.op, xv[:, :, ::-1], yv[::-1], ulps=ulps)  # general path
         check(fn, node.op, xv[:2, :3].transpose(1, 0, 2).copy(), yv, ulps=ulps)
-        check(fn, node.op, xv[1:2, 3:4], yv[:1], ulps=ulps)
+        check(fn, node.op, xv[1:2, 3:4], yv, ulps=ulps)
         for empty, ye in ((rand(0, 4, 5), yv), (rand(3, 4, 0), yv[:0])):
             try:
                 node.op.impl(empty, ye)
@@ -248,33 +246,17 @@ def test_outputs_smaller_than_the_loop_at_run_time(load):
         (2, 3, 4),
         Reduction(2, "sum", (1,), True),
     )
-    t = TensorType("float64", (None, None))
-    out_types = op.make_node(fg.matrix("a"), fg.matrix("b")).outputs
-    src = loops.kernel_source(op, [t, t], [o.type for o in out_types], "k0")
+    a_var, b_var = fg.tensor("a", shape=(None, 1)), fg.matrix("b")
+    node = op.make_node(a_var, b_var)
+    types = [a_var.type, b_var.type]
+    src = loops.kernel_source(op, types, [o.type for o in node.outputs], "k0")
     assert src.count("# exp") >= 2 and loops.scalar_code.SOURCE_HASH in src
-    fn = load([op.make_node(fg.matrix("a"), fg.matrix("b"))])[0]
+    fn = load([node])[0]
     a = rand(3, 1)
     a[1, 0] = 1e30
     check(fn, op, a, rand(3, 4), ulps=4)  # exp(a), sum(sin(a)) are (3, 1): separate mode
     check(fn, op, a, rand(3, 0), ulps=4)  # the loop is empty, those outputs are not
-    check(fn, op, rand(3, 4), rand(3, 4), ulps=4)  # main mode
-    check(fn, op, rand(3, 4).T, rand(1, 3), ulps=4)
-
-
-def test_speed_against_numpy(load):
-    """Not a benchmark: a coarse guard that the fused loop beats NumPy eager on 1e6."""
-    x, y, z = fg.vector("x"), fg.vector("y"), fg.vector("z")
-    (node,) = kernel_nodes([fg.exp(-(x**2)) * fg.sin(y) + fg.log1p(z * z)])
-    (k,) = load([node])
-    a, b, c = rand(10**6), rand(10**6), rand(10**6)
-
-    def best(f):
-        f(a, b, c)
-        times = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            f(a, b, c)
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    assert best(k) < best(node.op.impl)
+    check(fn, op, a, rand(3, 1), ulps=4)  # the loop is (3, 1): main mode
+    check(fn, op, a[::-1], rand(4, 3).T, ulps=4)
+    with pytest.raises(ValueError, match="broadcast"):
+        fn(a, rand(1, 4))

@@ -95,7 +95,7 @@ def _cases():
             [x, y, t],
             -(t * -x + (-y) * 2.0),
             "t * x + y * 2.0",
-            [xy[0] + (arr(5),), (arr(1), arr(5), arr(5))],
+            [xy[0] + (arr(5),), (arr(5), arr(5), arr(5))],
         ),
         "crossentropy_1hot_of_softmax": (
             [m, k],
@@ -145,7 +145,7 @@ def _cases():
             [x5, y5, t],
             (-(y5 / fg.sigmoid(x5)) + t) * 2.0 * fg.sigmoid(x5),
             "(-y + t * sigmoid(x)) * 2.0",
-            [xy[0] + (arr(5),), xy[0] + (arr(1),)],
+            [xy[0] + (arr(5),)],
         ),
         "mul_cancels_division/sigmoid_exp": (
             [x, y],
