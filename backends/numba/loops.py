@@ -597,6 +597,11 @@ class _Kernel:
         return axis == tuple(range(self.ndim - len(axis), self.ndim))
 
     def fast_ok(self) -> bool:
+        """Whether the kernel has a flat path: only for loops of 2 dims and more (a 1-d loop
+        is the flat loop, and Numba compiles it for each layout) and reductions over leading
+        or trailing axes."""
+        if self.ndim < 2:
+            return False
         if self.red is None:
             return True
         axis, n = self.red.axis, self.ndim
