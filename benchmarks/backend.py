@@ -187,7 +187,7 @@ def _table(rows, ours, unit="ms", ratio_of=None):
     base = rows[ratio_of or ours]
     print(f"| variant | {unit} | {'ratio to ' + (ratio_of or ours)} |\n|---|---|---|")
     for name, value in rows.items():
-        print(f"| {name} | {value:.1f} | {value / base:.2f} |")
+        print(f"| {name} | {value:.3g} | {value / base:.2f} |")
 
 
 def main(argv=None):

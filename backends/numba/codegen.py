@@ -34,8 +34,6 @@ from fusegraph.backends.numba.cache import KERNEL_DECORATOR
 from fusegraph.backends.numba.scalar_code import np_dtype
 from fusegraph.graph import Constant, FunctionGraph
 from fusegraph.ops import grad_ops, indexing
-from fusegraph.ops.elemwise import Elemwise
-from fusegraph.ops.fused import FusedElemwise
 
 #: The global through which ``cache.load_module`` injects the large constants.
 CONSTANTS = "__fusegraph_constants__"
@@ -152,7 +150,7 @@ class Module:
         return f"{name} = {CONSTANTS}[{name!r}]  # {data.dtype.name} {data.shape}, sha256 {digest}"
 
     def _kernel(self, node, in_types, out_types, kname) -> str:
-        if isinstance(node.op, (Elemwise, FusedElemwise)):
+        if isinstance(node.op, loops.LOOP_OPS):
             return loops.kernel_source(node.op, in_types, out_types, kname, self.parallel)
         if type(node.op) not in kernels.SUPPORTED:
             raise NotImplementedError(

@@ -1,6 +1,6 @@
-"""Loop generator of the Numba backend: ``kernel_source`` renders an ``Elemwise`` or
-``FusedElemwise`` node (and the reduction fused into it) as the source of one njit function
-with explicit loops, NumPy's broadcasting and the scalar code of ``scalar_code``."""
+"""Loop generator of the Numba backend: ``kernel_source`` renders an ``Elemwise``,
+``FusedElemwise`` (and the reduction fused into it) or ``Reduce`` node as the source of one
+njit function with explicit loops, NumPy's broadcasting and the scalar code of ``scalar_code``."""
 
 # Shape of a generated kernel (inputs i0, i1, ...; loop dims n0, n1, ...):
 #
@@ -83,8 +83,9 @@ from fusegraph.backends.numba.scalar_code import (
     trig_ops,
 )
 from fusegraph.ops.elemwise import Elemwise
-from fusegraph.ops.fused import FusedElemwise, ScalarConstant, Step
-from fusegraph.ops.reduction import reduce_dtype
+from fusegraph.ops.fused import FusedElemwise, Reduction, ScalarConstant, Step
+from fusegraph.ops.reduction import Reduce, reduce_dtype
+from fusegraph.ops.scalar import Cast
 
 #: The message of the ValueError a kernel raises for shapes that do not broadcast.
 BROADCAST_ERROR = "operands could not be broadcast together"
@@ -99,6 +100,9 @@ PARALLEL_MIN_SIZE = 2**15
 #: memory-bound x*y+z summed over 10000 x 1000 is 1.3x slower with 2 blocks of 500).
 _BLOCK = 16
 _MIN_BLOCK = 256
+#: Reductions along the innermost loop compute their values in blocks of this many elements
+#: (a vectorised loop), then accumulate them in order (``_Kernel.blocked``).
+_RED_BLOCK = 256
 assert KERNEL_DECORATOR.endswith(")")
 #: The decorator of the parallel helpers: ``cache.KERNEL_DECORATOR`` with ``parallel=True``.
 PARALLEL_DECORATOR = KERNEL_DECORATOR[:-1] + ", parallel=True)"
@@ -162,14 +166,22 @@ IMPORTS = (
 )
 
 
-def as_fused(op) -> FusedElemwise:
-    """``op`` as a ``FusedElemwise`` (an ``Elemwise`` is a one-step scalar graph)."""
+#: The op classes whose kernels this module renders (the others' are in ``kernels``).
+LOOP_OPS = (Elemwise, FusedElemwise, Reduce)
+
+
+def as_fused(op, in_types) -> FusedElemwise:
+    """``op`` as a ``FusedElemwise``: an ``Elemwise`` is a one-step scalar graph, a
+    ``Reduce`` the reduction of its input (cast to its own dtype: the identity step)."""
     if isinstance(op, FusedElemwise):
         return op
     if isinstance(op, Elemwise):
         nin = op.scalar_op.nin
         return FusedElemwise(nin, (Step(op.scalar_op, tuple(range(nin))),), (nin,))
-    raise TypeError(f"kernel_source: {op} is not an Elemwise or FusedElemwise")
+    if isinstance(op, Reduce):
+        identity = Step(Cast(dtype=in_types[0].dtype), (0,))
+        return FusedElemwise(1, (identity,), (1,), Reduction(0, op.kind, op.axis, op.keepdims))
+    raise TypeError(f"kernel_source: {op} is not an Elemwise, FusedElemwise or Reduce")
 
 
 def _tuple(items) -> str:
@@ -189,7 +201,8 @@ class _Kernel:
 
     def __init__(self, op, in_types, out_types, name, parallel=False):
         self.src_op = op
-        self.op = op = as_fused(op)
+        in_types = list(in_types)
+        self.op = op = as_fused(op, in_types)
         self.name = name
         self.in_types = list(in_types)
         self.out_types = list(out_types)
@@ -439,12 +452,91 @@ class _Kernel:
             if flag:
                 loop.append(f"{_IND}nslow += sl")
             return lines, loop
+        inner = ndim - 1
+        blocked = trig != "fixup" and self.red is not None and inner in self.red.axis
+        blocked = blocked and any(self.is_red(k) for k in outs)
         depth = 0
-        for a in range(ndim):
+        for a in range(inner if blocked else ndim):
             lines.append(_IND * depth + f"for j{a} in range({prefix}{a}):")
             depth += 1
-        lines += [_IND * depth + t for t in self.body(outs, load, store, trig)]
-        return lines
+        if not blocked:
+            return lines + [_IND * depth + t for t in self.body(outs, load, store, trig)]
+        (rk,) = [k for k in outs if self.is_red(k)]
+        idx = ", ".join("0" if a in self.red.axis else js[a] for a in range(ndim))
+        acc = f"{out_name(rk)}[{idx}]"
+        lines[:0] = [self.block_buffer(rk)]
+
+        def row(name, i, sl):
+            if name == "o":
+                return f"{out_name(i)}[{', '.join(js[:inner] + [sl])}]"
+            t = self.in_types[i]
+            if self.hoisted[i] or t.ndim < 1 or t.shape[-1] == 1:  # constant along the row
+                return None
+            outer = [
+                "0" if self.static(i, d) == 1 else js[d + ndim - t.ndim] for d in range(t.ndim - 1)
+            ]
+            return f"i{i}[{', '.join(outer + [sl])}]"
+
+        blocked = self.blocked(f"{prefix}{inner}", outs, row, load, trig, acc)
+        return lines + [_IND * depth + t for t in blocked]
+
+    def block_buffer(self, rk) -> str:
+        return f"tb = np.empty({_RED_BLOCK}, {np_dtype(self.value_dtype(rk))})"
+
+    def blocked(self, n, outs, row, load, trig, acc) -> list:
+        """The innermost loop (``n`` long) of a reduction along it, in blocks: the loop
+        computing the values (stored in ``tb``; vectorisable, as it has no floating-point
+        accumulation) and then the loop accumulating them into ``acc`` in order.
+
+        ``row(name, i, sl)`` is the 1-d view along the loop of input (``name`` "i") or
+        output (``name`` "o") ``i`` at slice ``sl``, or None for an input that does not vary
+        along it (read with ``load(i)``). Elements are read and written through views of
+        the block indexed from 0 (``a[c + q]`` does not vectorise: Numba wraps negative
+        indices, and LLVM then gathers)."""
+        rk = next(k for k in outs if self.is_red(k))
+        views = {i: row("i", i, "c:ce") for i in range(self.nin)}
+        views = {i: v for i, v in views.items() if v is not None}
+        lines = [f"{_IND}w{i} = {v}" for i, v in views.items()]
+        lines += [f"{_IND}u{k} = {row('o', k, 'c:ce')}" for k in outs if k != rk]
+
+        def load_block(i):
+            return f"w{i}[q]" if i in views else load(i)
+
+        def store_block(k, v):
+            return [f"tb[q] = {v}"] if k == rk else [f"u{k}[q] = {v}"]
+
+        head = [
+            f"for c in range(0, {n}, {_RED_BLOCK}):",
+            f"{_IND}ce = min(c + {_RED_BLOCK}, {n})",
+            *lines,
+            f"{_IND}for q in range(ce - c):",
+            *[_IND * 2 + t for t in self.body(outs, load_block, store_block, trig)],
+        ]
+        if not (self.red.kind in ("sum", "mean") and self.acc_dtype().startswith("float")):
+            return head + [
+                f"{_IND}av = {acc}",
+                f"{_IND}for q in range(ce - c):",
+                f"{_IND * 2}av = {self.combine('av', 'tb[q]')}",
+                f"{_IND}{acc} = av",
+            ]
+        # Float sums: 8 partial sums over the block, added pairwise, then to the total (as
+        # NumPy's pairwise summation does within a block): a vectorised add instead of a
+        # chain of dependent ones, and a smaller rounding error than one running sum.
+        dt = np_dtype(self.acc_dtype())
+        lane = self.combine("ln[k]", "tb[q + k]")
+        return head + [
+            f"{_IND}m = ce - c",
+            f"{_IND}m8 = m - m % 8",
+            f"{_IND}ln = np.zeros(8, {dt})",
+            f"{_IND}for q in range(0, m8, 8):",
+            f"{_IND * 2}for k in range(8):",
+            f"{_IND * 3}ln[k] = {lane}",
+            f"{_IND}part = ((ln[0] + ln[1]) + (ln[2] + ln[3]))"
+            " + ((ln[4] + ln[5]) + (ln[6] + ln[7]))",
+            f"{_IND}for q in range(m8, m):",
+            f"{_IND * 2}part = {self.combine('part', 'tb[q]')}",
+            f"{_IND}{acc} = {self.combine(acc, 'part')}",
+        ]
 
     def _acc0(self, k, v):
         acc = f"{self.acc_name(k)}[()]"
@@ -476,20 +568,20 @@ class _Kernel:
         rk = self.red.output
         axis = self.red.axis
         if axis == tuple(range(self.ndim - len(axis), self.ndim)):
-            # trailing axes: a scalar accumulator per kept element
+            # trailing axes: each kept element accumulates its row, in blocks (``blocked``);
+            def row(name, i, sl):
+                if name == "o":
+                    return f"g{i}[p * nred:p * nred + nred][{sl}]"
+                return None if self.hoisted[i] else f"f{i}[p * nred:p * nred + nred][{sl}]"
 
-            def store(k, v):
-                if k == rk:
-                    return [f"acc = {self.combine('acc', v)}"]
-                return [f"g{k}[e] = {v}"]
+            def load_hoisted(i):
+                return f"x{i}"
 
+            blocked = self.blocked("nred", outs, row, load_hoisted, trig, f"g{rk}[p]")
             return [
+                self.block_buffer(rk),
                 "for p in range(nkept):",
-                f"{_IND}acc = {self.init()}",
-                f"{_IND}for q in range(nred):",
-                f"{_IND * 2}e = p * nred + q",
-                *[_IND * 2 + t for t in self.body(outs, load, store, trig)],
-                f"{_IND}g{rk}[p] = acc",
+                *[_IND + t for t in blocked],
             ]
 
         # leading axes: the kept row accumulates, one reduced index at a time
@@ -623,7 +715,7 @@ class _Kernel:
         lines = [
             f"nred = {_prod(dims[a] for a in self.red.axis)}",
             f"r{k} = np.empty({_tuple(kd) if kd else '()'}, {dt})",
-            f"r{k}.fill({self.init()})",
+            f"r{k}.fill({self.init()})" if kd else f"r{k}[()] = {self.init()}",
         ]
         if self.red.kind in ("max", "min"):
             kind = "maximum" if self.red.kind == "max" else "minimum"
@@ -783,7 +875,7 @@ def kernel_source(op, in_types, out_types, name: str, parallel: bool = False) ->
     sums up to rounding order), returning the output or a tuple of the outputs.
 
     Args:
-        op: an ``Elemwise`` or ``FusedElemwise``.
+        op: an ``Elemwise``, ``FusedElemwise`` or ``Reduce``.
         in_types: the ``TensorType`` of each input (static dims decide where known).
         out_types: the ``TensorType`` of each output (their dtypes are checked).
         name: the function's name.
@@ -804,6 +896,7 @@ def module_source(kernels) -> str:
 __all__ = [
     "BROADCAST_ERROR",
     "IMPORTS",
+    "LOOP_OPS",
     "PARALLEL_DECORATOR",
     "PARALLEL_MIN_SIZE",
     "SOURCE_HASH",

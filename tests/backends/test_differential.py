@@ -72,9 +72,9 @@ except ImportError:  # NumPy < 2
 import fusegraph as fg
 import fusegraph.ops as ops
 from fusegraph.backends.numba import cache, kernels
+from fusegraph.backends.numba import loops as loops_module
 from fusegraph.graph import Op, toposort
 from fusegraph.ops import grad_ops, linalg, nn, reduction
-from fusegraph.ops.elemwise import Elemwise
 from fusegraph.ops.fused import FusedElemwise
 
 HERE = Path(__file__).resolve().parent
@@ -817,7 +817,7 @@ def test_every_op_class_has_a_numba_implementation():
     assert exported <= classes
     concrete = {c for c in classes if not c.__name__.startswith("_")}
     identities = {c for c in concrete if issubclass(c, grad_ops._ForwardIdentity)}
-    loops = {c for c in concrete if issubclass(c, (Elemwise, FusedElemwise))}
+    loops = {c for c in concrete if issubclass(c, loops_module.LOOP_OPS)}
     missing = sorted(
         c.__name__ for c in concrete - identities - loops if c not in kernels.SUPPORTED
     )
@@ -879,6 +879,6 @@ def test_every_op_class_is_exercised(runner):
     seen = set()
     for job in PLAN:
         seen |= runner.run(job)[1]
-    wanted = set(kernels.SUPPORTED) | {Elemwise, FusedElemwise}
+    wanted = set(kernels.SUPPORTED) | set(loops_module.LOOP_OPS)
     missing = sorted(c.__name__ for c in wanted - seen)
     assert not missing, f"op classes no differential batch compiles: {missing}"

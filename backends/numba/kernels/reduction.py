@@ -3,8 +3,6 @@ CrossentropyCategorical1Hot, SumTo."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from fusegraph.backends.numba.kernels.base import (
     _at,
     _close,
@@ -26,85 +24,6 @@ from fusegraph.ops import grad_ops, nn, reduction
 
 def _is_float(dtype):
     return dtype in ("float32", "float64")
-
-
-def _reduce_init(kind, dtype):
-    if kind in ("sum", "mean"):
-        return f"{np_dtype(dtype)}(0)" if dtype != "bool" else "False"
-    if kind == "prod":
-        return f"{np_dtype(dtype)}(1)"
-    if kind == "all":
-        return "True"
-    if kind == "any":
-        return "False"
-    if dtype == "bool":
-        return "False" if kind == "max" else "True"
-    if _is_float(dtype):
-        return f"{np_dtype(dtype)}({'-' if kind == 'max' else ''}np.inf)"
-    info = np.iinfo(dtype)
-    return f"{np_dtype(dtype)}({info.min if kind == 'max' else info.max})"
-
-
-def _reduce_update(kind, src, dtype):
-    """Lines updating ``acc`` with the element ``v`` (dtype ``src``; acc has ``dtype``)."""
-    if kind in ("sum", "mean"):
-        return [f"acc = acc + {cast_expr('v', src, dtype)}"]
-    if kind == "prod":
-        return [f"acc = acc * {cast_expr('v', src, dtype)}"]
-    if kind == "all":
-        return [f"acc = acc and {cast_expr('v', src, 'bool')}"]
-    if kind == "any":
-        return [f"acc = acc or {cast_expr('v', src, 'bool')}"]
-    if dtype == "bool":
-        return ["acc = acc or v" if kind == "max" else "acc = acc and v"]
-    cmp = ">" if kind == "max" else "<"
-    nan = " or v != v" if _is_float(dtype) else ""
-    return [f"if v {cmp} acc{nan}:", "    acc = v"]
-
-
-def _reduced_index(idx, axes, keepdims):
-    return [("0" if keepdims else None) if k in axes else j for k, j in enumerate(idx)]
-
-
-@_register(reduction.Reduce)
-def _reduce(op, in_types, out_types, name):
-    # Iterate the input in C order; from the first axis after which every axis is reduced,
-    # accumulate in a local (one load/store of the output per inner block).
-    code = _Code(name, 1)
-    src, dt = in_types[0].dtype, out_types[0].dtype
-    nd = len(in_types[0].shape)
-    axes = set(op.axis)
-    dims = _shape_vars(code, "i0", "n", nd)
-    count = " * ".join(dims[k] for k in sorted(axes)) or "1"
-    code(f"count = {count}")
-    if op.kind in ("max", "min"):
-        _raise(code, "count == 0", "ValueError", "zero-size array to reduction operation")
-    out_dims = ["1" if k in axes else d for k, d in enumerate(dims) if op.keepdims or k not in axes]
-    code(f"out = np.full({_tup(out_dims)}, {_reduce_init(op.kind, dt)}, dtype={np_dtype(dt)})")
-    tail = nd
-    while tail > 0 and tail - 1 in axes:
-        tail -= 1
-    idx = [f"j{k}" for k in range(nd)]
-    oidx = _at(j for j in _reduced_index(idx, axes, op.keepdims) if j is not None)
-    for k in range(nd + 1):
-        if k == tail:
-            code(f"acc = out[{oidx}]")
-        if k < nd:
-            code.block(f"for j{k} in range(n{k}):")
-    code(f"v = i0[{_at(idx)}]", *_reduce_update(op.kind, src, dt))
-    _close(code, nd - tail)
-    code(f"out[{oidx}] = acc")
-    _close(code, tail)
-    if op.kind == "mean":
-        code(f"c = {np_dtype(dt)}(count)")
-        if out_dims:
-            code("flat = out.reshape(out.size)")
-            with code.loop("j", "flat.size"):
-                code("flat[j] = flat[j] / c")
-        else:
-            code("out[()] = out[()] / c")
-    code("return out")
-    return code.text()
 
 
 def _grouped(code, nd, axes):
