@@ -522,17 +522,15 @@ class _Kernel:
         # Float sums: 8 partial sums over the block, added pairwise, then to the total (as
         # NumPy's pairwise summation does within a block): a vectorised add instead of a
         # chain of dependent ones, and a smaller rounding error than one running sum.
-        dt = np_dtype(self.acc_dtype())
-        lane = self.combine("ln[k]", "tb[q + k]")
+        zero = constant_expr(0, self.acc_dtype())
+        lanes = [f"l{t}" for t in range(8)]
         return head + [
             f"{_IND}m = ce - c",
             f"{_IND}m8 = m - m % 8",
-            f"{_IND}ln = np.zeros(8, {dt})",
+            f"{_IND}{' = '.join(lanes)} = {zero}",
             f"{_IND}for q in range(0, m8, 8):",
-            f"{_IND * 2}for k in range(8):",
-            f"{_IND * 3}ln[k] = {lane}",
-            f"{_IND}part = ((ln[0] + ln[1]) + (ln[2] + ln[3]))"
-            " + ((ln[4] + ln[5]) + (ln[6] + ln[7]))",
+            *[f"{_IND * 2}l{t} = {self.combine(f'l{t}', f'tb[q + {t}]')}" for t in range(8)],
+            f"{_IND}part = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))",
             f"{_IND}for q in range(m8, m):",
             f"{_IND * 2}part = {self.combine('part', 'tb[q]')}",
             f"{_IND}{acc} = {self.combine(acc, 'part')}",
@@ -690,14 +688,15 @@ class _Kernel:
 
     def fast_ok(self) -> bool:
         """Whether the kernel has a flat path: only for loops of 2 dims and more (a 1-d loop
-        is the flat loop, and Numba compiles it for each layout) and reductions over leading
-        or trailing axes."""
+        is the flat loop, and Numba compiles it for each layout), elementwise or reducing
+        leading axes. A reduction over trailing axes runs as fast in the general loop's
+        blocks (``blocked``); parallel kernels keep its flat path, whose helper gives each
+        thread whole rows."""
         if self.ndim < 2:
             return False
-        if self.red is None:
+        if self.red is None or self.red.axis == tuple(range(len(self.red.axis))):
             return True
-        axis, n = self.red.axis, self.ndim
-        return axis == tuple(range(len(axis))) or axis == tuple(range(n - len(axis), n))
+        return self.par and self.trailing()
 
     def has_trig(self, outs) -> bool:
         refs = [self.op.outputs[k] for k in outs]

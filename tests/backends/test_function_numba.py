@@ -113,6 +113,23 @@ def test_runtime_errors_name_op_shapes_and_line():
     assert "Subtensor" in message and "(3,)" in message and "test_function_numba.py" in message
 
 
+def test_unknown_dims_never_broadcast_at_run_time():
+    # As in the py backend: a length-1 array where the type says "unknown" is an error that
+    # says how to declare it; a static 1 broadcasts (and its gradient sums the other axis).
+    x, y = fg.vector("x"), fg.vector("y")
+    row = fg.tensor("row", shape=(1,))
+    f = fg.function([x, y, row], [fg.exp(x) * y, (x * row).sum(), fg.grad((x * row).sum(), row)])
+    got = f(np.arange(3.0), np.ones(3), np.array([2.0]))
+    np.testing.assert_allclose(got[0], np.exp(np.arange(3.0)), rtol=1e-15)
+    assert got[1] == 6.0 and got[2].tolist() == [3.0]
+    for a, b in ((np.ones(1), np.ones(3)), (np.ones(3), np.ones(1)), (np.ones(2), np.ones(3))):
+        with pytest.raises(ValueError, match="could not be broadcast") as info:
+            f(a, b, np.array([2.0]))
+        assert "test_function_numba.py" in str(info.value)
+        if 1 in (len(a), len(b)):
+            assert "static length 1 broadcast" in str(info.value)
+
+
 def test_static_shape_mismatch_is_detected():
     x = fg.tensor("x", dtype="float64", shape=(2, None))
     f = fg.function([x], x.sum())
