@@ -170,7 +170,9 @@ class FusedElemwise(Op):
 
     def make_node(self, *inputs) -> Apply:
         """Type rule: each step's dtype is its scalar op's dtype rule on its arguments, its
-        static shape their broadcast; the reduced output follows ``Reduce``'s rule."""
+        static shape their broadcast; the reduced output follows ``Reduce``'s rule. Every
+        output (before its reduction) has the loop's broadcast pattern (the fusion pass
+        groups only nodes of one pattern), so the Numba loops never need a smaller one."""
         inputs = [as_tensor(x) for x in inputs]
         if len(inputs) != self.nin:
             raise TypeError(f"{self}: takes {self.nin} inputs, got {len(inputs)}")
@@ -181,6 +183,13 @@ class FusedElemwise(Op):
             shape = broadcast_static([t.shape for t in arg_types], str(op))
             types.append(TensorType(dtype, shape))
         out_types = [types[r] for r in self.outputs]
+        loop = broadcast_static([x.type.shape for x in inputs], str(self))
+        for k, t in enumerate(out_types):
+            if t.ndim != len(loop) or any((d == 1) != (n == 1) for d, n in zip(t.shape, loop)):
+                raise ValueError(
+                    f"{self}: output {k} has static shape {fmt_shape(t.shape)} and the loop "
+                    f"{fmt_shape(loop)}: the outputs of a fused loop have its broadcast pattern"
+                )
         if self.reduction is not None:
             k, kind, axis, keepdims = self.reduction
             t = out_types[k]

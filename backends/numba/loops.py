@@ -17,12 +17,8 @@ njit function with explicit loops, NumPy's broadcasting and the scalar code of `
 #      (vectorisable without reassociation); other axis sets take the general path.
 #    - General path: nested loops over the loop shape; an input's index is 0 on its static
 #      length-1 dims, the loop index on the others.
-# 3. Separate mode: an output depending on a subset of the inputs (``op.depends_on``) has a
-#    smaller shape than the loop when those inputs have only static length-1 dims (or fewer
-#    dims) where others are longer, and the loop dim is not 1 at run time. Then each output
-#    is computed by its own general loop over its own shape, evaluating only the steps it
-#    needs (trig with libm). Rare: the fusion pass only groups nodes of equal ndim and equal
-#    static length-1 dims.
+# 3. Every output has the loop's shape (before a reduction): ``FusedElemwise`` requires its
+#    outputs to have the loop's broadcast pattern.
 # 4. sin/cos/tan use vecmath (NaN beyond vecmath.TRIG_LIMIT): the vectorised loop ORs
 #    ``slow_path_condition`` into ``slow``; if set, a scalar loop recomputes the flagged
 #    elements with ``slow_path_expr`` (elementwise nodes), or the whole node is recomputed
@@ -44,7 +40,7 @@ njit function with explicit loops, NumPy's broadcasting and the scalar code of `
 #    - general path: the first axis when it is not reduced and longer than 1.
 #    Every output element is thus computed and accumulated in the serial order: the results
 #    equal the serial kernel's, float sums included. Reductions over every axis (one
-#    accumulator), separate mode and the slow paths below (trig fix-up, libm recomputation:
+#    accumulator) and the slow paths below (trig fix-up, libm recomputation:
 #    rare) stay serial. The trig flag is private to each prange iteration and added to a
 #    count (``+=`` is a prange reduction, ``|=`` is not); the helper returns count != 0.
 #    Smaller loops run the serial code: no thread start-up (~2 us). The threshold, measured
@@ -215,9 +211,6 @@ class _Kernel:
             dtypes.append(s.op.output_dtype(*(dtypes[a] for a in s.args)))
         self.dtypes = dtypes
         self.red = op.reduction
-        # per output: the inputs it depends on and its elementwise ndim
-        self.deps = [op.depends_on(r) for r in op.outputs]
-        self.out_ndim = [max((self.in_types[i].ndim for i in d), default=0) for d in self.deps]
         for k, r in enumerate(op.outputs):
             want = dtypes[r]
             if self.red is not None and k == self.red.output:
@@ -255,23 +248,6 @@ class _Kernel:
                 return None
             size *= max(dims, default=1)
         return size
-
-    def may_differ(self, k: int) -> bool:
-        """Whether output ``k`` can have another shape than the loop at run time: it has
-        fewer dims, or only length-1 dims where other inputs have longer ones (dims of
-        unknown length are all equal, as elementwise ops broadcast only static 1s)."""
-        if self.out_ndim[k] != self.ndim:
-            return True
-        deps = set(self.deps[k])
-        for a in range(self.ndim):
-            long = {
-                i
-                for i in range(self.nin)
-                if (d := self.in_dim(i, a, self.ndim)) is not None and self.static(i, d) != 1
-            }
-            if long and not long & deps:
-                return True
-        return False
 
     # ------------------------------------------------------------------ code pieces
 
@@ -816,21 +792,6 @@ class _Kernel:
             lines += self.finish(k, "n", self.ndim)
         return lines
 
-    def separate_mode(self) -> list:
-        lines = []
-        for k in range(len(self.op.outputs)):
-            nd = self.out_ndim[k]
-            lines += self.shape_code(f"t{k}_", self.deps[k], nd)
-            lines += self.alloc(k, f"t{k}_", nd)
-            name = f"r{k}" if self.is_red(k) else f"o{k}"
-            lines += self.general_loop([k], f"t{k}_", nd, lambda _, n=name: n, "slow")
-            lines += self.finish(k, f"t{k}_", nd)
-        # This mode is rare and renders the steps once per output: call the functions Numba
-        # would inline (typing each inlined copy costs more than the rest of the kernel).
-        for fn in vecmath.CALLED:
-            lines = [t.replace(f"vecmath.{fn}(", f"vecmath.{fn}_call(") for t in lines]
-        return lines
-
     def render(self) -> str:
         op = self.op
         args = ", ".join(f"i{i}" for i in range(self.nin))
@@ -848,22 +809,8 @@ class _Kernel:
             for i in range(self.nin)
             if self.hoisted[i]
         ]
-        differ = [k for k in range(len(op.outputs)) if self.may_differ(k)]
-        main = self.main_mode()
+        lines += self.main_mode()
         ret = ", ".join(f"o{k}" for k in range(len(op.outputs)))
-        if differ:
-            checks = []
-            for k in differ:
-                if self.out_ndim[k] != self.ndim:
-                    checks = ["False"]
-                    break
-                lines += self.shape_code(f"t{k}_", self.deps[k], self.ndim)
-                checks += [f"t{k}_{a} == n{a}" for a in range(self.ndim)]
-            lines.append(f"if {' and '.join(checks)}:")
-            lines += [_IND + t for t in main] + [f"{_IND}return {ret}"]
-            lines += self.separate_mode()
-        else:
-            lines += main
         lines.append(f"return {ret}")
         return "\n\n".join(["\n".join(head + [_IND + t for t in lines]) + "\n", *self.helpers])
 

@@ -774,14 +774,6 @@ def erf_f32(x):
     return np.float32(_select(a < 0.84, small, math.copysign(1.0 - erfc, xd)))
 
 
-#: Not-inlined twins of the functions Numba inlines (for ``name`` in ``CALLED``,
-#: ``vecmath.<name>_call``): cheap to type at each call site, for loops that are rarely run
-#: (the loop generator's separate mode), where vectorisation does not matter.
-CALLED = {"softplus_f64", "erf_f64"}
-softplus_f64_call = numba.njit(error_model="numpy")(softplus_f64.py_func)
-erf_f64_call = numba.njit(error_model="numpy")(erf_f64.py_func)
-
-
 # ----------------------------------------------------------------------------------------
 # Registry and dtype-generic entry points
 
