@@ -251,16 +251,16 @@ class _Kernel:
 
     # ------------------------------------------------------------------ code pieces
 
-    def shape_code(self, prefix: str, inputs, ndim: int) -> list:
-        """Statements computing ``<prefix><axis>``, the length of each axis: that of the
+    def shape_code(self) -> list:
+        """Statements computing ``n<axis>``, the loop's length on each axis: that of the
         inputs' dims not statically 1, which must all be equal (elementwise ops broadcast
         only static 1s), else 1."""
         lines = []
-        for a in range(ndim):
-            n = f"{prefix}{a}"
+        for a in range(self.ndim):
+            n = f"n{a}"
             first = True
-            for i in inputs:
-                d = self.in_dim(i, a, ndim)
+            for i in range(self.nin):
+                d = self.in_dim(i, a, self.ndim)
                 if d is None or self.static(i, d) == 1:
                     continue
                 s = f"i{i}.shape[{d}]"
@@ -385,9 +385,9 @@ class _Kernel:
 
     # ------------------------------------------------------------------ loops
 
-    def general_loop(self, outs, prefix, ndim, out_name, trig, par=False) -> list:
-        """Nested loops over the ``ndim``-d shape ``<prefix><axis>`` computing ``outs``;
-        output ``k`` is stored in ``out_name(k)`` (its accumulator if reduced).
+    def general_loop(self, trig, par=False) -> list:
+        """Nested loops over the loop shape ``n<axis>`` computing every output; output ``k``
+        is stored in ``out_name(k)`` (its accumulator if reduced).
 
         ``par``: return (setup lines, loop lines) where the outermost loop (``ndim >= 1``,
         axis 0 not reduced: each iteration owns its slab of the outputs) is a ``numba.prange``
@@ -395,6 +395,8 @@ class _Kernel:
         condition into a private flag and adds it to the ``nslow`` count (a ``+=`` reduction:
         Numba has no ``|=`` one)."""
         lines = []
+        ndim, out_name = self.ndim, self.out_name
+        outs = list(range(len(self.op.outputs)))
         js = [f"j{a}" for a in range(ndim)]
 
         def load(i):
@@ -417,12 +419,12 @@ class _Kernel:
 
         if par:
             flag = trig == "vec"
-            loop = [f"for j0 in numba.prange({prefix}0):"]
+            loop = ["for j0 in numba.prange(n0):"]
             if flag:
                 loop.append(f"{_IND}sl = False")
             depth = 1
             for a in range(1, ndim):
-                loop.append(_IND * depth + f"for j{a} in range({prefix}{a}):")
+                loop.append(_IND * depth + f"for j{a} in range(n{a}):")
                 depth += 1
             loop += [_IND * depth + t for t in self.body(outs, load, store, trig, "sl")]
             if flag:
@@ -430,17 +432,15 @@ class _Kernel:
             return lines, loop
         inner = ndim - 1
         blocked = trig != "fixup" and self.red is not None and inner in self.red.axis
-        blocked = blocked and any(self.is_red(k) for k in outs)
         depth = 0
         for a in range(inner if blocked else ndim):
-            lines.append(_IND * depth + f"for j{a} in range({prefix}{a}):")
+            lines.append(_IND * depth + f"for j{a} in range(n{a}):")
             depth += 1
         if not blocked:
             return lines + [_IND * depth + t for t in self.body(outs, load, store, trig)]
-        (rk,) = [k for k in outs if self.is_red(k)]
         idx = ", ".join("0" if a in self.red.axis else js[a] for a in range(ndim))
-        acc = f"{out_name(rk)}[{idx}]"
-        lines[:0] = [self.block_buffer(rk)]
+        acc = f"{out_name(self.red.output)}[{idx}]"
+        lines[:0] = [self.block_buffer()]
 
         def row(name, i, sl):
             if name == "o":
@@ -453,11 +453,12 @@ class _Kernel:
             ]
             return f"i{i}[{', '.join(outer + [sl])}]"
 
-        blocked = self.blocked(f"{prefix}{inner}", outs, row, load, trig, acc)
+        blocked = self.blocked(f"n{inner}", outs, row, load, trig, acc)
         return lines + [_IND * depth + t for t in blocked]
 
-    def block_buffer(self, rk) -> str:
-        return f"tb = np.empty({_RED_BLOCK}, {np_dtype(self.value_dtype(rk))})"
+    def block_buffer(self) -> str:
+        """The buffer of a block of the reduced values (``blocked``)."""
+        return f"tb = np.empty({_RED_BLOCK}, {np_dtype(self.value_dtype(self.red.output))})"
 
     def blocked(self, n, outs, row, load, trig, acc) -> list:
         """The innermost loop (``n`` long) of a reduction along it, in blocks: the loop
@@ -469,7 +470,7 @@ class _Kernel:
         along it (read with ``load(i)``). Elements are read and written through views of
         the block indexed from 0 (``a[c + q]`` does not vectorise: Numba wraps negative
         indices, and LLVM then gathers)."""
-        rk = next(k for k in outs if self.is_red(k))
+        rk = self.red.output
         views = {i: row("i", i, "c:ce") for i in range(self.nin)}
         views = {i: v for i, v in views.items() if v is not None}
         lines = [f"{_IND}w{i} = {v}" for i, v in views.items()]
@@ -513,14 +514,15 @@ class _Kernel:
         ]
 
     def _acc0(self, k, v):
-        acc = f"{self.acc_name(k)}[()]"
+        acc = f"{self.out_name(k)}[()]"
         return [f"{acc} = {self.combine(acc, v)}"]
 
     def is_red(self, k) -> bool:
         return self.red is not None and k == self.red.output
 
-    def acc_name(self, k) -> str:
-        return f"r{k}"
+    def out_name(self, k) -> str:
+        """Where the loops store output ``k``: its accumulator ``r<k>`` if reduced."""
+        return f"r{k}" if self.is_red(k) else f"o{k}"
 
     def fast_loop(self, trig, par=False) -> list:
         """The flat loop(s) over the 1-d views ``f<i>`` (inputs) and ``g<k>`` (outputs)."""
@@ -540,20 +542,16 @@ class _Kernel:
                 _IND + t for t in self.body(outs, load, store, trig)
             ]
         rk = self.red.output
-        axis = self.red.axis
-        if axis == tuple(range(self.ndim - len(axis), self.ndim)):
-            # trailing axes: each kept element accumulates its row, in blocks (``blocked``);
+        if self.trailing():
+            # trailing axes: each kept element accumulates its row, in blocks (``blocked``)
             def row(name, i, sl):
                 if name == "o":
                     return f"g{i}[p * nred:p * nred + nred][{sl}]"
                 return None if self.hoisted[i] else f"f{i}[p * nred:p * nred + nred][{sl}]"
 
-            def load_hoisted(i):
-                return f"x{i}"
-
-            blocked = self.blocked("nred", outs, row, load_hoisted, trig, f"g{rk}[p]")
+            blocked = self.blocked("nred", outs, row, load, trig, f"g{rk}[p]")
             return [
-                self.block_buffer(rk),
+                self.block_buffer(),
                 "for p in range(nkept):",
                 *[_IND + t for t in blocked],
             ]
@@ -680,13 +678,13 @@ class _Kernel:
 
     # ------------------------------------------------------------------ modes
 
-    def alloc(self, k, prefix, ndim) -> list:
+    def alloc(self, k) -> list:
         """Allocate output ``k`` (its accumulator, initialised, if reduced)."""
-        dims = [f"{prefix}{a}" for a in range(ndim)]
+        dims = [f"n{a}" for a in range(self.ndim)]
         dt = np_dtype(self.out_types[k].dtype)
         if not self.is_red(k):
             return [f"o{k} = np.empty({_tuple(dims) if dims else '()'}, {dt})"]
-        kd = ["1" if a in self.red.axis else dims[a] for a in range(ndim)]
+        kd = ["1" if a in self.red.axis else dims[a] for a in range(self.ndim)]
         lines = [
             f"nred = {_prod(dims[a] for a in self.red.axis)}",
             f"r{k} = np.empty({_tuple(kd) if kd else '()'}, {dt})",
@@ -697,7 +695,7 @@ class _Kernel:
             lines += ["if nred == 0:", f"{_IND}raise ValueError({_EMPTY_ERROR.format(kind)!r})"]
         return lines
 
-    def finish(self, k, prefix, ndim) -> list:
+    def finish(self, k) -> list:
         """Turn output ``k``'s accumulator into the output ``o<k>``."""
         if not self.is_red(k):
             return []
@@ -712,7 +710,7 @@ class _Kernel:
             ]
         if self.red.keepdims:
             return lines + [f"o{k} = r{k}"]
-        kept = [f"{prefix}{a}" for a in range(ndim) if a not in self.red.axis]
+        kept = [f"n{a}" for a in range(self.ndim) if a not in self.red.axis]
         return lines + [f"o{k} = r{k}.reshape({_tuple(kept) if kept else '()'})"]
 
     def helper(self, loop, trig) -> str:
@@ -738,19 +736,13 @@ class _Kernel:
         outs = list(range(nout))
         lines = [f"size = {_prod(f'n{a}' for a in range(self.ndim))}"]
         for k in outs:
-            lines += self.alloc(k, "n", self.ndim)
+            lines += self.alloc(k)
         trig = self.has_trig(outs)
         if trig:
             lines.append("slow = False")
-
-        def out_name(k):
-            return f"r{k}" if self.is_red(k) else f"o{k}"
-
-        general = self.general_loop(outs, "n", self.ndim, out_name, "vec" if trig else "none")
+        general = self.general_loop("vec" if trig else "none")
         if self.par and (self.red is None or 0 not in self.red.axis):
-            setup, loop = self.general_loop(
-                outs, "n", self.ndim, out_name, "vec" if trig else "none", True
-            )
+            setup, loop = self.general_loop("vec" if trig else "none", True)
             general = self.par_switch(["n0 > 1"], setup, loop, general, trig)
         if self.fast_ok():
             conds = [self.flat_cond(i) for i in range(self.nin) if not self.hoisted[i]]
@@ -783,13 +775,13 @@ class _Kernel:
         if trig:
             lines.append("if slow:")
             if self.red is None:
-                fix = self.general_loop(outs, "n", self.ndim, out_name, "fixup")
+                fix = self.general_loop("fixup")
             else:
                 fix = [f"r{self.red.output}.fill({self.init()})"]
-                fix += self.general_loop(outs, "n", self.ndim, out_name, "slow")
+                fix += self.general_loop("slow")
             lines += [_IND + t for t in fix]
         for k in outs:
-            lines += self.finish(k, "n", self.ndim)
+            lines += self.finish(k)
         return lines
 
     def render(self) -> str:
@@ -803,7 +795,7 @@ class _Kernel:
             KERNEL_DECORATOR,
             f"def {self.name}({args}):",
         ]
-        lines = self.shape_code("n", range(self.nin), self.ndim)
+        lines = self.shape_code()
         lines += [
             f"x{i} = i{i}[{', '.join(['0'] * self.in_types[i].ndim) or '()'}]"
             for i in range(self.nin)
