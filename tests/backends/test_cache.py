@@ -4,7 +4,6 @@ threads and processes loading the same source at once, and the ``cache`` command
 import json
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,23 +34,6 @@ def _source(body="x + 1", tag=None):
         "def f(x):\n"
         f"    return {body}\n"
     )
-
-
-@pytest.fixture
-def cachedir(tmp_path, monkeypatch):
-    base = tmp_path / "cache"
-    monkeypatch.setenv("FUSEGRAPH_CACHE_DIR", str(base))
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    cache._reset_for_tests()
-    before = set(sys.modules)
-    yield base
-    for name in set(sys.modules) - before:
-        if name.startswith(cache.PREFIX):
-            del sys.modules[name]
-    fallback = cache._fallback.get("dir")
-    if fallback is not None:
-        shutil.rmtree(fallback, ignore_errors=True)
-    cache._reset_for_tests()
 
 
 def _forget(module):
