@@ -8,14 +8,13 @@ import re
 
 import numpy as np
 import pytest
+from loop_harness import assert_ulps, kernel_nodes
 
 import fusegraph as fg
 from fusegraph.backends.numba import cache, loops
-from fusegraph.graph import toposort
 from fusegraph.ops.elemwise import Elemwise
 from fusegraph.ops.fused import FusedElemwise, Reduction, Step
 from fusegraph.ops.scalar import ScalarOp
-from fusegraph.rewrites.fusion import fuse
 
 RNG = np.random.default_rng(42)
 
@@ -37,12 +36,6 @@ def load(private_cache):
     return load_nodes
 
 
-def kernel_nodes(outputs):
-    """The Elemwise and FusedElemwise nodes of ``fuse(outputs)``, in order."""
-    nodes = toposort(fuse(outputs))
-    return [n for n in nodes if isinstance(n.op, (Elemwise, FusedElemwise))]
-
-
 def check(fn, op, *arrays, ulps=0):
     """``fn(*arrays)`` equals ``op.impl(*arrays)``: type, dtype, shape, values (exactly, or
     floats within ``ulps`` units of eps relative to max(1, |values|)), inputs unchanged."""
@@ -58,14 +51,7 @@ def check(fn, op, *arrays, ulps=0):
         assert isinstance(g, np.ndarray)
         assert (g.dtype, g.shape) == (w.dtype, w.shape)
         assert g.flags.c_contiguous
-        if w.dtype.kind == "f" and ulps:
-            tol = ulps * np.finfo(w.dtype).eps
-            # absolute part: sums of rounded terms cancel (1 ulp of a term, not of the sum)
-            finite = np.abs(w[np.isfinite(w)])
-            scale = max(1.0, float(finite.max())) if finite.size else 1.0
-            np.testing.assert_allclose(g, w, rtol=tol, atol=tol * scale)
-        else:
-            np.testing.assert_array_equal(g, w)
+        assert_ulps(g, w, ulps)
     for a, c in zip(arrays, copies):
         np.testing.assert_array_equal(a, c)
 

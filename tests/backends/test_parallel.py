@@ -10,13 +10,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
+from loop_harness import assert_ulps, kernel_nodes
 
 import fusegraph as fg
 from fusegraph.backends.numba import cache, loops
-from fusegraph.graph import toposort
-from fusegraph.ops.elemwise import Elemwise
-from fusegraph.ops.fused import FusedElemwise
-from fusegraph.rewrites.fusion import fuse
 
 RNG = np.random.default_rng(7)
 BIG = loops.PARALLEL_MIN_SIZE  # a loop of at least this many elements runs in parallel
@@ -39,12 +36,6 @@ def load(private_cache):
     return load_nodes
 
 
-def kernel_nodes(outputs):
-    """The Elemwise and FusedElemwise nodes of ``fuse(outputs)``, in order."""
-    nodes = toposort(fuse(outputs))
-    return [n for n in nodes if isinstance(n.op, (Elemwise, FusedElemwise))]
-
-
 def rand(*shape):
     return RNG.standard_normal(shape) * 3
 
@@ -64,13 +55,7 @@ def check(fns, op, *arrays, ulps=4):
         assert (g.dtype, g.shape) == (w.dtype, w.shape) == (r.dtype, r.shape)
         assert g.flags.c_contiguous
         np.testing.assert_array_equal(g, w)
-        if r.dtype.kind == "f":
-            tol = ulps * np.finfo(r.dtype).eps
-            finite = np.abs(r[np.isfinite(r)])
-            scale = max(1.0, float(finite.max())) if finite.size else 1.0
-            np.testing.assert_allclose(g, r, rtol=tol, atol=tol * scale)
-        else:
-            np.testing.assert_array_equal(g, r)
+        assert_ulps(g, r, ulps)
     for a, c in zip(arrays, copies):
         np.testing.assert_array_equal(a, c)
     return got
