@@ -372,6 +372,22 @@ def broadcast_of_broadcast(node, x, inner, shape):
     return _checked(node, type(node.op)()(x, shape))
 
 
+@canonicalize.rule(Pattern(DimShuffle, (Pattern(_BROADCASTS, ("x", "shape")),)))
+def dimshuffle_of_broadcast(node, x, shape):
+    """``broadcast_to(x, s).dimshuffle(order)`` is ``broadcast_to(x', s')`` with ``x'``
+    (``x`` aligned to ``s``) and ``s`` reordered alike, 1 for each ``'x'``: the broadcast
+    moves outward, past ``expand_dims``/transposes, to the elementwise consumer that can
+    drop it (the gradient of a mean feeding ``g[:, None] * ...``)."""
+    order = node.op.new_order
+    ndim = node.op.input_ndim
+    if sorted(a for a in order if a != "x") != list(range(ndim)):
+        return None  # drops an axis
+    aligned = dimshuffle(x, ("x",) * (ndim - x.ndim) + tuple(range(x.ndim)))
+    one = constant(1, "int64")
+    vec = MakeVector("int64")(*(one if a == "x" else shape_entry(shape, a) for a in order))
+    return _checked(node, type(node.inputs[0].owner.op)()(dimshuffle(aligned, order), vec))
+
+
 def _aligned(var, ndim):
     """``dims(var)`` padded on the left with 1s to ``ndim`` dims (NumPy's alignment)."""
     return (1,) * (ndim - var.ndim) + dims(var)
@@ -431,6 +447,56 @@ def elemwise_lift_broadcast(node):
             return None
     vec = broadcasts[0].owner.inputs[1]
     return _checked(node, BroadcastTo()(node.op(*small), vec))
+
+
+def _expanded_scalar(var):
+    """The 0-d variable that ``var`` (all of whose dims are length 1) holds: the input of
+    a dimshuffle that only adds axes, the value of a constant, or None."""
+    if var.ndim == 0:
+        return var
+    if isinstance(var, Constant) and var.data.size == 1:
+        return constant(var.data.reshape(()), var.dtype)
+    node = var.owner
+    if node is not None and isinstance(node.op, DimShuffle) and node.inputs[0].ndim == 0:
+        return node.inputs[0]
+    return None
+
+
+@canonicalize.rule(Pattern(Elemwise))
+def elemwise_of_expanded_scalars(node):
+    """``f(s[None, None], 2.0) -> f(s, 2.0)[None, None]``: an elementwise op on scalars
+    given extra length-1 axes runs on the scalars, so that it joins their scalar
+    arithmetic (the ``-1 / n`` of a mean's gradient) instead of being a node of its own."""
+    out = node.outputs[0]
+    if out.ndim == 0 or any(d != 1 for d in out.type.shape):
+        return None
+    scalars = [_expanded_scalar(v) for v in node.inputs]
+    if any(s is None for s in scalars) or all(isinstance(s, Constant) for s in scalars):
+        return None
+    return _checked(node, dimshuffle(node.op(*scalars), ("x",) * out.ndim))
+
+
+@canonicalize.rule(Pattern(Elemwise))
+def elemwise_drop_leading_axes(node):
+    """An elementwise input that a dimshuffle only gives leading length-1 axes is read
+    without them (elementwise ops align inputs on the right, as NumPy), when another
+    input has the result's ndim: ``x + s[None, None]`` is ``x + s``."""
+    out = node.outputs[0]
+    for k, var in enumerate(node.inputs):
+        owner = var.owner
+        if owner is None or not isinstance(owner.op, DimShuffle):
+            continue
+        x = owner.inputs[0]
+        added = var.ndim - x.ndim
+        if owner.op.new_order != ("x",) * added + tuple(range(x.ndim)):
+            continue
+        others = node.inputs[:k] + node.inputs[k + 1 :]
+        if not any(v.ndim == out.ndim for v in others):
+            continue
+        new = node.op(*node.inputs[:k], x, *node.inputs[k + 1 :])
+        if keeps_type(out, new):
+            return new
+    return None
 
 
 # --------------------------------------------------------------------------- reductions

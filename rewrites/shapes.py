@@ -157,6 +157,10 @@ def _matmul(node, var):
     return a[:-1] + b[1:]
 
 
+def _second_input(node, var):
+    return dims(node.inputs[1])
+
+
 _RULES = {
     "Elemwise": _elemwise,
     "DimShuffle": _dimshuffle,
@@ -167,4 +171,6 @@ _RULES = {
     "SumTo": _from_shape_vector,
     "Dot": _dot,
     "MatMul": _matmul,
+    # one loss per row: the shape of the class indices (checked against the rows)
+    "CrossentropyCategorical1Hot": _second_input,
 }

@@ -194,6 +194,49 @@ FIRES = [
         "BroadcastTo([[1.0]], m.shape)",
         [(f64(2, 3),)],
     ),
+    case(
+        "dimshuffle_of_broadcast",
+        [s, m],
+        fg.broadcast_to(s, m.shape).dimshuffle(0, "x", 1),
+        "BroadcastTo(s.dimshuffle('x', 'x', 'x'), MakeVector{dtype='int64'}(m.shape[0], 1, "
+        "m.shape[1]))",
+        [(f64(), f64(2, 3)), (np.array(np.nan), f64(0, 3))],
+    ),
+    case(
+        "dimshuffle_of_broadcast-alloc_transposed",
+        [x, m],
+        fg.full(m.shape, x).T,
+        "Alloc(x.dimshuffle(0, 'x'), MakeVector{dtype='int64'}(m.shape[1], m.shape[0]))",
+        [(f64(3), f64(2, 3)), (f64(1), f64(2, 1))],
+    ),
+    case(
+        "elemwise_of_expanded_scalars",
+        [s],
+        fg.neg(s.dimshuffle("x", "x")),
+        "(-s).dimshuffle('x', 'x')",
+        [(f64(),), (np.array(-np.inf),)],
+    ),
+    case(
+        "elemwise_of_expanded_scalars-constant",
+        [s],
+        fg.exp(s.dimshuffle("x")) * 2.0,
+        "(exp(s) * 2.0).dimshuffle('x')",
+        [(f64(),), (np.array(np.nan),)],
+    ),
+    case(
+        "elemwise_drop_leading_axes",
+        [m, x],
+        m + x.dimshuffle("x", 0),
+        "m + x",
+        [(f64(2, 3), f64(3))],
+    ),
+    case(
+        "elemwise_drop_leading_axes-scalar",
+        [x, s],
+        x.dimshuffle("x", 0) + s.dimshuffle("x", "x"),
+        "x + s.dimshuffle('x', 'x')",
+        [(f64(3), f64()), (EMPTY, f64())],
+    ),
     # sums of broadcasts
     case(
         "sum_of_broadcast",
@@ -439,6 +482,20 @@ STAYS = [
     ),
     case(
         "sum_to_static_axes", [x, y], SumTo()(x, y.shape), "SumTo(x, y.shape)", [(f64(3), f64(1))]
+    ),
+    case(
+        "dimshuffle_of_broadcast-drops_an_axis",
+        [x],
+        fg.broadcast_to(x, (1, x.shape[0])).dimshuffle(1),
+        "BroadcastTo(x, MakeVector{dtype='int64'}(1, x.shape[0])).dimshuffle(1)",
+        [(f64(3),)],
+    ),
+    case(
+        "elemwise_drop_leading_axes-no_other_operand",
+        [x],
+        fg.exp(x.dimshuffle("x", 0)),
+        "exp(x.dimshuffle('x', 0))",
+        [(f64(3),)],
     ),
     case(
         "elemwise_drop_broadcast-unknown_inner",

@@ -162,13 +162,13 @@ def _cases():
         "mul_cancels_division/broadcast_seed": (
             [x],
             1.0 / fg.sigmoid(x) * fg.sigmoid(x),
-            "BroadcastTo(1.0, sigmoid(x).shape)",
+            "BroadcastTo(1.0, x.shape)",
             any5,
         ),
         "mul_cancels_division/softmax": (
             [m5, y5],
             y5 / sm(m5) * sm(m5),
-            "BroadcastTo(y, Softmax{axis=(1,)}(m).shape)",
+            "BroadcastTo(y, m.shape)",
             [(arr(2, 5), arr(5))],
         ),
         # specialize
@@ -214,7 +214,7 @@ def _cases():
         "dot_rank_one_to_mul": (
             [x, y],
             fg.dot(x.dimshuffle(0, "x"), y.dimshuffle("x", 0)),
-            "x.dimshuffle(0, 'x') * y.dimshuffle('x', 0)",
+            "x.dimshuffle(0, 'x') * y",
             [(arr(3), arr(4))],
         ),
     }
