@@ -45,6 +45,7 @@ from pathlib import Path
 
 __all__ = [
     "CACHEABLE",
+    "ENTRY_DECORATOR",
     "KERNEL_DECORATOR",
     "CacheWarning",
     "cache_dir",
@@ -58,9 +59,14 @@ __all__ = [
 
 #: the global the generated source reads to decide whether ``cache=True`` is usable
 CACHEABLE = "__fusegraph_cacheable__"
-#: The decorator every generated kernel carries: cached when the module allows it, no GIL,
-#: NumPy's error model (the Python one checks every division and stops vectorisation).
-KERNEL_DECORATOR = f'@numba.njit(cache={CACHEABLE}, nogil=True, error_model="numpy")'
+#: The decorator of a generated module's entry point: cached when the module allows it, no
+#: GIL, NumPy's error model (the Python one checks every division and stops vectorisation).
+ENTRY_DECORATOR = f'@numba.njit(cache={CACHEABLE}, nogil=True, error_model="numpy")'
+#: The decorator kernels are rendered with. The module generator writes most kernels into
+#: the entry's source instead (``codegen``); the others (shared ones get the entry's
+#: decorator) Numba types inline at their call site: either way a module compiles as one
+#: function, not a dispatcher per kernel whose code Numba would compile again in its caller.
+KERNEL_DECORATOR = '@numba.njit(inline="always", nogil=True, error_model="numpy")'
 #: generated module names (and the stems of their files and of Numba's files) start so
 PREFIX = "fusegraph_cache_"
 _TMP_PREFIX = "." + PREFIX

@@ -1,17 +1,23 @@
 """The module generator: renders a whole ``FunctionGraph`` as the source of one Python module
--- one njit kernel per distinct node (``loops`` for elementwise nodes, ``kernels`` for the
-rest) and one njit entry point that runs every node in topological order."""
+-- one kernel per distinct node (``loops`` for elementwise nodes, ``kernels`` for the rest)
+and one njit entry point that runs every node in topological order. A kernel that one node
+runs is written into the entry (``inline``); one that several nodes run stays a dispatcher
+of its own, compiled once."""
 
 # Layout of a generated module (see ``Function.source`` for real ones):
 #
 #     <imports>
 #     _c0 = np.array([...], dtype=np.float64)      # small constants as literals
 #     _c1 = __fusegraph_constants__["_c1"]         # large ones injected, their sha256 noted
-#     <kernels: _k0_elemwise, _k1_dot, ...>        # one per distinct (op, input types)
+#     <shared kernels: _k1_dot, ...>               # run by several nodes
+#     <stages: _stage0, ...>                       # only for graphs of > STAGE_NODES nodes
 #     @numba.njit(cache=..., nogil=True)
 #     def entry(x, W, b):                          # the inputs, then the shared variables
 #         <static shape checks of the inputs>
-#         _v0 = _k1_dot(x, W)                      # n0: Dot(x, W)
+#         # n0: Dot                               # each node's comment, then its code:
+#         _v0 = _k1_dot(x, W)                      # a call of a shared kernel
+#         # n1: Fused{tanh(i0)}
+#         _n1_n0 = _v0.shape[0] ...                # or the kernel's body, locals renamed
 #         ...
 #         return (_v3, np.copy(_v4), _v5)          # outputs, then update values
 #
@@ -22,6 +28,7 @@ rest) and one njit entry point that runs every node in topological order."""
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import importlib
 import keyword
@@ -29,8 +36,8 @@ import re
 
 import numpy as np
 
-from fusegraph.backends.numba import kernels, loops
-from fusegraph.backends.numba.cache import KERNEL_DECORATOR
+from fusegraph.backends.numba import inline, kernels, loops
+from fusegraph.backends.numba.cache import ENTRY_DECORATOR, KERNEL_DECORATOR
 from fusegraph.backends.numba.scalar_code import np_dtype
 from fusegraph.graph import Constant, FunctionGraph
 from fusegraph.ops import grad_ops, indexing
@@ -39,6 +46,12 @@ from fusegraph.ops import grad_ops, indexing
 CONSTANTS = "__fusegraph_constants__"
 #: Constants with at most this many elements are written into the source as literals.
 LITERAL_LIMIT = 64
+#: Graphs of more nodes run in stages of at most this many nodes (``Module._stages``). One
+#: function holding every kernel compiles fastest: Numba links a called dispatcher's code
+#: into its caller and compiles it there again (a 30-node MLP step split into two stages
+#: compiles 1 s slower). But Numba's SSA reconstruction grows with the square of a function's
+#: size, and beyond about 60 nodes that costs more than the stages do.
+STAGE_NODES = 64
 #: The message of the ValueError the entry raises when an input's shape contradicts its type.
 SHAPE_ERROR = "an input's shape differs from its static type"
 
@@ -93,36 +106,52 @@ class Module:
         taken = {"np"}  # the one global the entry reads besides the generated names
         self.names = {v: _identifier(v.name, taken) for v in fgraph.inputs}
         order = fgraph.toposort()
-        globals_, kernel_src, body = [], [], []
+        keys = [
+            (node.op, tuple(v.type for v in node.inputs), tuple(v.type for v in node.outputs))
+            for node in order
+        ]
+        uses = collections.Counter(keys)
+        globals_, kernel_src, calls = [], [], []
         kernel_names: dict = {}
         # Generated names start with "_" (kernels ``_k<j>_<op>``, node outputs ``_v<k>``,
-        # constants ``_c<j>``), which ``_identifier`` never gives an input: no clash.
-        for k, node in enumerate(order):
+        # locals of inlined kernels ``_n<k>_<name>``, constants ``_c<j>``, stages
+        # ``_stage<j>``), which ``_identifier`` never gives an input: no clash.
+        for k, (node, key) in enumerate(zip(order, keys)):
             label = f"n{k}"
             self.node_names[node] = label
             for var in node.inputs:
                 if isinstance(var, Constant) and var not in self.names:
                     globals_.append(self._constant(var))
-            in_types = tuple(v.type for v in node.inputs)
-            out_types = tuple(v.type for v in node.outputs)
-            key = (node.op, in_types, out_types)
-            if key not in kernel_names:
-                kname = f"_k{len(kernel_names)}_{type(node.op).__name__.lower()}"
-                kernel_names[key] = kname
-                kernel_src.append(self._kernel(node, in_types, out_types, kname))
             outs = []
             for j, var in enumerate(node.outputs):
                 self.names[var] = f"_v{k}" if len(node.outputs) == 1 else f"_v{k}_{j}"
                 outs.append(self.names[var])
-            args = ", ".join(self.names[v] for v in node.inputs)
-            target = outs[0] if len(outs) == 1 else ", ".join(outs)
-            body.append(f"    # {_op_label(node.op, label)}")
-            body.append(f"    {target} = {kernel_names[key]}({args})")
+            args = [self.names[v] for v in node.inputs]
+            inlined = None
+            if key not in kernel_names:
+                kname = f"_k{len(kernel_names)}_{type(node.op).__name__.lower()}"
+                kernel_names[key] = kname
+                src = self._kernel(node, *key[1:], kname)
+                # A kernel that one node runs is written into the calling function; one
+                # that several run compiles once, as a dispatcher of its own.
+                found = inline.kernel_function(src, kname) if uses[key] == 1 else None
+                if found is not None:
+                    fn, src = found
+                    inlined = inline.inline_body(fn, f"_n{k}_", args, outs)
+                elif uses[key] > 1:
+                    src = src.replace(KERNEL_DECORATOR, ENTRY_DECORATOR, 1)
+                if src:
+                    kernel_src.append(src)
+            call = inlined or [f"{', '.join(outs)} = {kernel_names[key]}({', '.join(args)})"]
+            lines = [f"# {_op_label(node.op, label)}"] + call
+            calls.append(["    " + line for text in lines for line in text.split("\n")])
         for var in fgraph.outputs:
             if isinstance(var, Constant) and var not in self.names:
                 globals_.append(self._constant(var))
+        stages, body = self._stages(order, calls)
+        kernel_src += stages
         params = ", ".join(self.names[v] for v in fgraph.inputs)
-        entry = [KERNEL_DECORATOR, f"def entry({params}):"]
+        entry = [ENTRY_DECORATOR, f"def entry({params}):"]
         entry += self._shape_checks()
         entry += body
         entry.append(f"    return {self._returns()}")
@@ -137,6 +166,39 @@ class Module:
             + "\n".join(entry)
             + "\n"
         )
+
+    def _stages(self, order, calls):
+        """(stage sources, entry body): the node calls in the entry itself, or, for graphs
+        of more than ``STAGE_NODES`` nodes, in stage functions of that many nodes that the
+        entry calls in turn, each taking the values it reads and returning those read later."""
+        if len(order) <= STAGE_NODES:
+            return [], [line for lines in calls for line in lines]
+        last_read = {var: len(order) for var in self.fgraph.outputs}
+        for k, node in enumerate(order):
+            for var in node.inputs:
+                last_read[var] = max(last_read.get(var, k), k)
+        sources, body = [], []
+        n_stages = -(-len(order) // STAGE_NODES)
+        size = -(-len(order) // n_stages)  # stages of equal size
+        for j, start in enumerate(range(0, len(order), size)):
+            end = min(start + size, len(order))
+            made = {v for node in order[start:end] for v in node.outputs}
+            params = []
+            for node in order[start:end]:
+                for var in node.inputs:
+                    if var not in made and not isinstance(var, Constant) and var not in params:
+                        params.append(var)
+            live = [
+                v for node in order[start:end] for v in node.outputs if last_read.get(v, -1) >= end
+            ]
+            args = ", ".join(self.names[v] for v in params)
+            result = "".join(f"{self.names[v]}, " for v in live)
+            lines = [ENTRY_DECORATOR, f"def _stage{j}({args}):"]
+            lines += [line for lines_ in calls[start:end] for line in lines_]
+            lines.append(f"    return ({result})")
+            sources.append("\n".join(lines))
+            body.append(f"    {result}= _stage{j}({args})" if live else f"    _stage{j}({args})")
+        return sources, body
 
     def _constant(self, var: Constant) -> str:
         name = f"_c{self._n_constants}"
@@ -196,4 +258,4 @@ def _imports() -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CONSTANTS", "LITERAL_LIMIT", "SHAPE_ERROR", "Module"]
+__all__ = ["CONSTANTS", "LITERAL_LIMIT", "SHAPE_ERROR", "STAGE_NODES", "Module"]

@@ -68,7 +68,7 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
 from fusegraph.backends.numba import scalar_code, vecmath
-from fusegraph.backends.numba.cache import KERNEL_DECORATOR
+from fusegraph.backends.numba.cache import ENTRY_DECORATOR, KERNEL_DECORATOR
 from fusegraph.backends.numba.scalar_code import (
     cast_expr,
     constant_expr,
@@ -99,9 +99,10 @@ _MIN_BLOCK = 256
 #: Reductions along the innermost loop compute their values in blocks of this many elements
 #: (a vectorised loop), then accumulate them in order (``_Kernel.blocked``).
 _RED_BLOCK = 256
-assert KERNEL_DECORATOR.endswith(")")
-#: The decorator of the parallel helpers: ``cache.KERNEL_DECORATOR`` with ``parallel=True``.
-PARALLEL_DECORATOR = KERNEL_DECORATOR[:-1] + ", parallel=True)"
+assert ENTRY_DECORATOR.endswith(")")
+#: The decorator of the parallel helpers: ``cache.ENTRY_DECORATOR`` with ``parallel=True``.
+#: They stay dispatchers of their own: inlined, they would lose Numba's parallel passes.
+PARALLEL_DECORATOR = ENTRY_DECORATOR[:-1] + ", parallel=True)"
 #: The names a helper takes from its kernel: inputs, views, outputs, accumulators, hoisted
 #: scalars, broadcast multipliers, loop dims and sizes (the loop's own names never match).
 _FREE = re.compile(r"\b(?:[fgiorx]\d+|m\d+_\d+|n\d+|size|nkept|nred)\b")

@@ -4,6 +4,7 @@ pickling, threads and processes."""
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -58,6 +59,51 @@ def test_source_is_one_module_traceable_to_nodes(model):
         assert f"# {label}: " in src  # each kernel call is preceded by its node's comment
         assert f"# {label}: {__file__}:" in src  # and the node's line is listed
     compile(src, "<source>", "exec")
+
+
+def test_kernels_run_once_are_inlined_and_repeated_ones_are_shared(model):
+    f, _ = model
+    src = f.source
+    # the model's Dot and fused kernels run once each: their code is in the entry
+    assert "np.dot(" in src[src.index("def entry(") :]
+    assert not re.search(r"^def _k", src, re.M)
+    x, y = fg.vector("x"), fg.vector("y")
+    g = fg.function([x, y], [x.dot(y), (x * 2).dot(y * 3)])
+    assert len(re.findall(r"^def (_k\d+_dot)", g.source, re.M)) == 1  # one shared dispatcher
+    _same(g(np.arange(3.0), np.ones(3)), [np.array(3.0), np.array(18.0)])
+
+
+def test_inlining_takes_only_kernels_with_one_final_return():
+    from fusegraph.backends.numba import inline
+
+    text = "# header\n@numba.njit\ndef k(i0, i1):\n    i1 = i1 * 2\n    out = i0 + i1\n"
+    text += "    return out\n"
+    fn, rest = inline.kernel_function(text, "k")
+    assert rest == ""  # only comments were left around it
+    body = inline.inline_body(fn, "_n3_", ["_v0", "x"], ["_v3"])
+    assert body == ["_n3_i1 = x", "_n3_i1 = _n3_i1 * 2", "_n3_out = _v0 + _n3_i1", "_v3 = _n3_out"]
+    early = "def k(i0):\n    if i0.size == 0:\n        return i0\n    return i0 + 1\n"
+    nested = "def k(i0):\n    return [v for v in i0]\n"
+    helper = "def h(a):\n    return a\n\n\ndef k(i0):\n    return h(i0)\n"
+    assert inline.kernel_function(early, "k") is None
+    assert inline.kernel_function(nested, "k") is None
+    assert inline.kernel_function(helper, "k")[1] == "def h(a):\n    return a"
+
+
+def test_large_graphs_run_in_stages(monkeypatch):
+    """Beyond ``STAGE_NODES`` nodes the entry calls stage functions, each taking the values
+    it reads and returning those read later (here: stages of 2 nodes)."""
+    from fusegraph.backends.numba import codegen
+
+    monkeypatch.setattr(codegen, "STAGE_NODES", 2)
+    x, m = fg.vector("x"), fg.matrix("m")
+    h = m.dot(x)
+    outs = [h.sum(), m.T.dot(h).max(), (h * 2)[:2].dot(x), x]
+    f = fg.function([x, m], outs)
+    assert "def _stage2(" in f.source
+    xv, mv = np.arange(2.0), RNG.normal(size=(3, 2))
+    hv = mv @ xv
+    _same(f(xv, mv), [hv.sum(), (mv.T @ hv).max(), (hv * 2)[:2] @ xv, xv])
 
 
 def test_input_names_never_clash_with_generated_names():

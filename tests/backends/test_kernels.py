@@ -127,6 +127,30 @@ def test_dot_float(dtype):
     raises(ValueError, linalg.Dot(), a, arr((4, 3), dtype))
 
 
+def _layouts(shape_, dtype):
+    """``shape_``-shaped arrays in every layout BLAS distinguishes: C, transposed (F),
+    strided, reversed (negative strides), broadcast (zero strides)."""
+    rows, cols = shape_ if len(shape_) == 2 else (shape_[0], 1)
+    base = arr((rows, cols), dtype)
+    views = [base, arr((cols, rows), dtype).T, arr((rows, 2 * cols), dtype)[:, ::2]]
+    views += [base[::-1], np.broadcast_to(arr((1, cols), dtype), (rows, cols))]
+    return views if len(shape_) == 2 else [v[:, 0] for v in views]
+
+
+def test_dot_blas_takes_every_layout_and_degenerate_shape():
+    """BLAS products (matrix x matrix, matrix x vector, vector x matrix) against NumPy for
+    every operand layout and for rows, columns or inner dims of length 0 and 1."""
+    dtype, rtol = "float64", 1e-12
+    for m, k, n in [(4, 5, 3), (1, 5, 3), (4, 1, 3), (4, 5, 1), (0, 5, 3), (4, 0, 3), (1, 1, 1)]:
+        for sa, sb in [((m, k), (k, n)), ((m, k), (k,)), ((k,), (k, n))]:
+            f = kernel(linalg.Dot(), arr(sa, dtype), arr(sb, dtype))
+            for a in _layouts(sa, dtype):
+                for b in _layouts(sb, dtype):
+                    got = f(a, b)
+                    assert got.dtype == dtype and got.shape == np.dot(a, b).shape
+                    np.testing.assert_allclose(got, np.dot(a, b), rtol=rtol, atol=rtol)
+
+
 def test_dot_transposed_operand_is_not_copied():
     """A DimShuffle transpose renders as ``x.T`` (F layout) and Dot hands it to BLAS."""
     src = kernels.kernel_source(
