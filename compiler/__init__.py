@@ -31,6 +31,7 @@ from fusegraph.mode import Mode
 from fusegraph.ops import *  # noqa: F403 - the op catalogue is the public API
 from fusegraph.ops import __all__ as _ops_all
 from fusegraph.printing import dprint, pprint, to_dot
+from fusegraph.random import RandomStream
 from fusegraph.shared import SharedVariable, shared
 from fusegraph.types import TensorType
 
@@ -50,6 +51,7 @@ __all__ = [
     "Mode",
     "NullTypeGradError",
     "Op",
+    "RandomStream",
     "SharedVariable",
     "TensorType",
     "UnusedInputError",

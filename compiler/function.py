@@ -45,6 +45,8 @@ def function(
         outputs: one variable (the call returns one array) or a list (it returns a list).
         updates: dict or list of ``(shared_variable, new_value)``; all new values are
             computed from the old ones, then assigned, only after a successful call.
+            Shared variables read without an update here get their ``default_update``
+            if they have one (the generator states of ``fg.RandomStream`` draws).
         givens: dict or list of ``(variable, replacement)`` substituted before compiling.
         mode: None (the default ``fg.Mode()``: Numba), a backend name (``"numba"``,
             ``"py"``, ``"debug"``) or ``fg.Mode``.
@@ -61,6 +63,7 @@ def function(
     single = not isinstance(outputs, (list, tuple))
     outputs = [as_tensor(o) for o in ([outputs] if single else outputs)]
     update_pairs = _check_updates(updates, label)
+    update_pairs += _default_updates(outputs, update_pairs)
     targets = outputs + [expr for _, expr in update_pairs]
     if givens:
         targets = clone_replace(targets, _check_givens(givens, label))
@@ -124,6 +127,23 @@ def _check_updates(updates, label):
             )
         pairs.append((target, expr))
     return pairs
+
+
+def _default_updates(outputs, update_pairs):
+    """The ``default_update`` of each shared variable the computation reads that
+    ``update_pairs`` does not update (found again in what those updates read)."""
+    done = {target for target, _ in update_pairs}
+    found, frontier = [], outputs + [expr for _, expr in update_pairs]
+    while frontier:
+        new = []
+        for var in graph_inputs(frontier):
+            if isinstance(var, SharedVariable) and var not in done:
+                done.add(var)
+                if var.default_update is not None:
+                    found.append((var, var.default_update))
+                    new.append(var.default_update)
+        frontier = new
+    return found
 
 
 def _check_givens(givens, label):

@@ -163,7 +163,7 @@ def _backprop(roots, contributions, overrides, wrt, consider_constant):
         if not any(v in depends for v in node.inputs):
             continue
         out_grads = [total(o) for o in node.outputs]
-        if all(g is None for g in out_grads):
+        if all(g is None for g in out_grads) and not node.op.vjp_without_grads:
             continue
         null = next((g for g in out_grads if isinstance(g, NullGrad)), None)
         if null is not None:

@@ -114,6 +114,11 @@ class Op:
     node has several outputs).
     """
 
+    #: Whether ``fg.grad`` calls ``vjp`` even when no gradient reaches the outputs (with
+    #: zeros): an op whose integer outputs (which carry no gradient) still leave the
+    #: gradient of its float inputs undefined says so with ``NullGrad`` there.
+    vjp_without_grads = False
+
     def make_node(self, *inputs) -> Apply:
         raise NotImplementedError(f"{type(self).__name__}.make_node")
 

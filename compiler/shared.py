@@ -13,14 +13,28 @@ class SharedVariable(Variable):
     """A variable whose value lives outside the graph and persists between calls.
 
     Its static shape is unknown (None per dim) so the value may change shape; its dtype
-    and ndim are fixed.
+    and ndim are fixed. ``default_update``, when set to an expression, is the update that
+    every function computing from this variable applies unless its ``updates`` give one
+    (``fg.RandomStream`` sets it on generator states).
     """
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "default_update")
 
     def __init__(self, value: np.ndarray, name=None):
         super().__init__(TensorType(value.dtype.name, (None,) * value.ndim), None, 0, name)
         object.__setattr__(self, "_value", value)
+        object.__setattr__(self, "default_update", None)
+
+    def __setattr__(self, attr, value):
+        if attr == "default_update":
+            if value is not None and (value.dtype != self.dtype or value.ndim != self.ndim):
+                raise TypeError(
+                    f"shared variable {self.name or '<unnamed>'}: a default update must be a "
+                    f"{self.dtype} tensor of ndim {self.ndim}, got {value.type}"
+                )
+            object.__setattr__(self, attr, value)
+        else:
+            super().__setattr__(attr, value)
 
     def get_value(self, borrow: bool = False) -> np.ndarray:
         """The current value; a copy unless ``borrow=True`` (then mutating it changes the

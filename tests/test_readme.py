@@ -17,5 +17,8 @@ def test_readme_examples_run():
     # The sampled-gradient example trained a classifier whose first feature decides.
     w = namespace["w"].get_value()
     assert w[0] > 1.0 and np.all(np.abs(w[1:]) < w[0] / 2)
+    # The random-stream example trained the same classifier with masks it drew itself.
+    theta = namespace["theta"].get_value()
+    assert theta[0] > 1.0 and np.all(np.abs(theta[1:]) < theta[0] / 2)
     # The per-sample-weights example builds a gradient graph of w's type.
     assert namespace["gw"].type == namespace["w"].type

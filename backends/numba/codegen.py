@@ -103,7 +103,7 @@ class Module:
         self.constants: dict[str, np.ndarray] = {}
         self.node_names: dict = {}
         self._n_constants = 0
-        taken = {"np"}  # the one global the entry reads besides the generated names
+        taken = _imported_names()  # inlined kernels read these globals
         self.names = {v: _identifier(v.name, taken) for v in fgraph.inputs}
         order = fgraph.toposort()
         keys = [
@@ -247,6 +247,15 @@ class Module:
         if self.single:
             return items[0]
         return "(" + "".join(f"{i}, " for i in items) + ")"
+
+
+def _imported_names() -> set:
+    """The global names the module's imports bind (inputs must not shadow them)."""
+    names = set()
+    for line in _imports().splitlines():
+        bound = line.split(" import ", 1)[1] if line.startswith("from ") else line[7:]
+        names.update(n.split(" as ")[-1].strip() for n in bound.split(","))
+    return names
 
 
 def _imports() -> str:

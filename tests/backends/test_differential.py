@@ -76,6 +76,7 @@ from fusegraph.backends.numba import loops as loops_module
 from fusegraph.graph import Op, toposort
 from fusegraph.ops import grad_ops, linalg, nn, reduction
 from fusegraph.ops.fused import FusedElemwise
+from fusegraph.ops.random import RandomVariable
 
 HERE = Path(__file__).resolve().parent
 TABLES = ("elemwise", "shape", "indexing", "linalg", "reduction", "nn", "extra")
@@ -879,6 +880,8 @@ def test_every_op_class_is_exercised(runner):
     seen = set()
     for job in PLAN:
         seen |= runner.run(job)[1]
-    wanted = set(kernels.SUPPORTED) | set(loops_module.LOOP_OPS)
+    # The backends draw random numbers with different samplers: tests/test_random.py checks
+    # each backend's draws against the distributions instead.
+    wanted = (set(kernels.SUPPORTED) | set(loops_module.LOOP_OPS)) - {RandomVariable}
     missing = sorted(c.__name__ for c in wanted - seen)
     assert not missing, f"op classes no differential batch compiles: {missing}"

@@ -9,7 +9,7 @@ import pytest
 
 import fusegraph as fg
 from fusegraph.backends.numba import cache, kernels, loops
-from fusegraph.ops import creation, grad_ops, indexing, linalg, nn, reduction
+from fusegraph.ops import creation, grad_ops, indexing, linalg, nn, random, reduction
 from fusegraph.ops.indexing import SYMBOLIC
 
 # ``fusegraph.ops.shape`` is also the name of a function re-exported by ``fusegraph.ops``.
@@ -100,7 +100,7 @@ def test_registry_covers_the_catalogue():
         reduction.ArgReduce, reduction.LogSumExp, nn.Softmax,
         nn.LogSoftmax, nn.CrossentropyCategorical1Hot, linalg.Dot, linalg.MatMul,
         linalg.TensorDot, indexing.Subtensor, indexing.AdvancedSubtensor,
-        indexing.IncSubtensor, grad_ops.SumTo,
+        indexing.IncSubtensor, grad_ops.SumTo, random.RandomVariable,
     }  # fmt: skip
     assert expected <= kernels.SUPPORTED
     assert not set(loops.LOOP_OPS) & kernels.SUPPORTED  # one kernel source per op class

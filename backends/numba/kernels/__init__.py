@@ -21,7 +21,13 @@ One module per op family registers its kernels; ``base`` holds the dispatcher an
 # Integer and bool products have no BLAS: they run explicit loops over any layout (no copies),
 # accumulating in int64/uint64 and wrapping to the output dtype as NumPy's loops do.
 
-from fusegraph.backends.numba.kernels import indexing, linalg, reduction, shape  # noqa: F401
+from fusegraph.backends.numba.kernels import (  # noqa: F401
+    indexing,
+    linalg,
+    random,
+    reduction,
+    shape,
+)
 from fusegraph.backends.numba.kernels.base import (
     DECORATOR,
     IMPORTS,

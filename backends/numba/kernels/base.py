@@ -19,6 +19,7 @@ IMPORTS = (
     "import numba\n"
     + scalar_code.IMPORTS
     + "from fusegraph.backends.numba.kernels import as_c, blas_operand\n"
+    + "from fusegraph.backends.numba import rng\n"
 )
 
 

@@ -1,0 +1,41 @@
+"""The kernel of ``RandomVariable``: copy the state, fill the draw with a sampler of
+``backends/numba/rng.py`` (parameters flattened to 1-d), return both."""
+
+from __future__ import annotations
+
+from fusegraph.backends.numba.kernels.base import _Code, _new, _raise, _register
+from fusegraph.ops import random
+
+#: kind -> the sampler's call, given the flat output ``flat`` and the parameters' names.
+_CALLS = {
+    "uniform": lambda p, r: "rng.fill_uniform(st, flat)",
+    "normal": lambda p, r: "rng.fill_normal(st, flat)",
+    "bernoulli": lambda p, r: f"rng.fill_bernoulli(st, {p[0]}, flat)",
+    "binomial": lambda p, r: f"rng.fill_binomial(st, {p[0]}, {p[1]}, flat)",
+    "integers": lambda p, r: f"rng.fill_integers(st, {p[0]}, {p[1]}, flat)",
+    "choice": lambda p, r: f"rng.fill_choice(st, {p[0]}[0], {r}, flat)",
+    "weighted_choice": lambda p, r: f"rng.fill_weighted_choice(st, {p[0]}[0], {p[1]}, {r}, flat)",
+    "permutation": lambda p, r: "rng.fill_permutation(st, flat)",
+}
+
+
+@_register(random.RandomVariable)
+def _random_variable(op, in_types, out_types, name):
+    code = _Code(name, len(in_types))
+    out = out_types[1]
+    _raise(code, f"i0.shape[0] != {random.STATE_WORDS}", "ValueError", "bad generator state")
+    code("st = i0.copy()")
+    dims = [f"i1[{k}]" for k in range(out.ndim)]
+    for d in dims:
+        _raise(code, f"{d} < 0", "ValueError", "negative dimensions are not allowed")
+    _new(code, "out", dims, out.dtype)
+    code("flat = out.reshape(out.size)")
+    params = []
+    for k in range(2, len(in_types)):
+        weights = op.kind == "weighted_choice" and k == 3  # a vector of the population's size
+        if 0 < in_types[k].ndim == out.ndim and not weights:
+            _raise(code, f"i{k}.shape != out.shape", "ValueError", "shape mismatch in a parameter")
+        params.append(f"p{k}")
+        code(f"p{k} = i{k}.flatten()")
+    code(_CALLS[op.kind](params, op.replace), "return st, out")
+    return code.text()
