@@ -17,10 +17,6 @@ import argparse
 import math
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
-import textwrap
 
 import numba
 import numpy as np
@@ -128,59 +124,15 @@ def overhead(rounds):
     _table(rows, "bare @njit", unit="ns", ratio_of="bare @njit")
 
 
-_COMPILE = textwrap.dedent(
-    """
-    import time
-    t0 = time.perf_counter()
-    import numpy as np
-    import fusegraph as fg
-    rng = np.random.default_rng(0)
-    if {which!r} == "logreg":
-        X, y = fg.matrix("X"), fg.vector("y")
-        w, b = fg.vector("w"), fg.scalar("b")
-        p = fg.sigmoid(X.dot(w) + b)
-        cost = fg.binary_crossentropy(p, y).mean() + 1e-3 * (w * w).sum()
-        f = fg.function([X, y, w, b], [cost, *fg.grad(cost, [w, b])])
-        out = f(rng.normal(size=(10000, 100)), np.ones(10000), np.zeros(100), 0.0)
-    else:
-        x, t = fg.matrix("x"), fg.vector("t", dtype="int64")
-        params = [
-            fg.shared(rng.normal(0, 0.05, (784, 256)), "W1"), fg.shared(np.zeros(256), "b1"),
-            fg.shared(rng.normal(0, 0.05, (256, 10)), "W2"), fg.shared(np.zeros(10), "b2"),
-        ]
-        W1, b1, W2, b2 = params
-        h = fg.relu(x.dot(W1) + b1)
-        cost = fg.categorical_crossentropy(fg.softmax(h.dot(W2) + b2), t).mean()
-        grads = fg.grad(cost, params)
-        f = fg.function([x, t], cost, updates=[(q, q - 0.1 * g) for q, g in zip(params, grads)])
-        out = f(rng.normal(size=(64, 784)), rng.integers(0, 10, 64))
-    print(time.perf_counter() - t0)
-    """
-)
-
-
 def compile_times(repeat):
-    rows = {}
-    for which in ("logreg", "mlp"):
-        cold, warm = [], []
-        for _ in range(repeat):
-            with tempfile.TemporaryDirectory() as cache:
-                env = dict(os.environ, FUSEGRAPH_CACHE_DIR=cache)
-                for times in (cold, warm):
-                    out = subprocess.run(
-                        [sys.executable, "-c", _COMPILE.format(which=which)],
-                        env=env,
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                    )
-                    times.append(float(out.stdout.split()[-1]))
-        rows[f"{which} empty cache"] = min(cold)
-        rows[f"{which} warm cache"] = min(warm)
+    """The suite's compile measurement (fresh processes; its MLP is the benchmark issue's:
+    tanh, float32, batch 128)."""
+    from benchmarks.suite import compile_times as measure
+
     print(f"\n### Compile, fresh process from import to first result (best of {repeat}, s)\n")
     print("| case | seconds |\n|---|---|")
-    for name, value in rows.items():
-        print(f"| {name} | {value:.2f} |")
+    for result in measure(repeat):
+        print(f"| {result.workload} | {result.seconds['total']:.2f} |")
 
 
 def _table(rows, ours, unit="ms", ratio_of=None):
