@@ -667,11 +667,26 @@ class _Kernel:
         leading axes. A reduction over trailing axes runs as fast in the general loop's
         blocks (``blocked``); parallel kernels keep its flat path, whose helper gives each
         thread whole rows."""
-        if self.ndim < 2:
+        if self.ndim < 2 or self.broadcasts():
             return False
         if self.red is None or self.red.axis == tuple(range(len(self.red.axis))):
             return True
         return self.par and self.trailing()
+
+    def broadcasts(self) -> bool:
+        """Whether an input that is read in the loop is statically broadcast along an axis
+        that is not: its size is then the loop's only if that axis has length 1 at run time,
+        so a flat path would be dead code (compiled all the same)."""
+        for a in range(self.ndim):
+            dims = [self.in_dim(i, a, self.ndim) for i in range(self.nin)]
+            if all(d is None or self.static(i, d) == 1 for i, d in enumerate(dims)):
+                continue  # no input varies along this axis
+            if any(
+                not self.hoisted[i] and (d is None or self.static(i, d) == 1)
+                for i, d in enumerate(dims)
+            ):
+                return True
+        return False
 
     def has_trig(self, outs) -> bool:
         refs = [self.op.outputs[k] for k in outs]

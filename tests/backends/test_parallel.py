@@ -144,22 +144,45 @@ def test_fused_elementwise_broadcasting_trig_and_threshold(elementwise):
     mb[[3, 150, 299], [0, 200, 399]] = [1e30, -3e8, 2.0**26]  # huge sin arguments
     mb[7, 7] = np.inf
     xb[9, 9] = np.nan
-    check(fns, op, xb, mb, rb, sv)  # fast path, parallel, trig fix-up
+    # the row-broadcast input leaves no flat path: the general loop, parallel over rows
+    check(fns, op, xb, mb, rb, sv)  # parallel, trig fix-up
     check(fns, op, xb[:4, :5].copy(), mb[:4, :5].copy(), rb[:, :5].copy(), sv)  # small
-    n = BIG // 2  # just below and just above the threshold, fast path
+    n = BIG // 2  # just below and just above the threshold
     check(fns, op, rand(2, n - 1), rand(2, n - 1), rand(1, n - 1), sv)
     check(fns, op, rand(2, n), rand(2, n), rand(1, n), sv)
-    # strided and Fortran-ordered: the general path, parallel over the first axis
+    # strided and Fortran-ordered
     check(fns, op, xb[:, ::-1], mb, rb, sv)
     check(fns, op, xb, np.asfortranarray(mb), rb, sv)
-    check(fns, op, rand(1, 2 * BIG), rand(1, 2 * BIG), rand(1, 2 * BIG), sv)  # n0 == 1
+    check(fns, op, rand(1, 2 * BIG), rand(1, 2 * BIG), rand(1, 2 * BIG), sv)  # n0 == 1: serial
     # empty
     check(fns, op, rand(0, 400), rand(0, 400), rb, sv)
     check(fns, op, rand(300, 0), rand(300, 0), rand(1, 0), sv)
     for bad in (mb[:, :7], mb[:, :1], mb[:1]):  # unknown dims never broadcast
         with pytest.raises(ValueError, match="broadcast"):
             fns[1](xb, bad, rb, sv)
-    assert_helpers_ran(fns[1], 2)  # the fast and the general loop
+    assert_helpers_ran(fns[1], 1)  # the general loop
+
+
+@pytest.fixture(scope="module")
+def flat(load):
+    """A fused node without broadcasting (so with a flat path) and its kernels."""
+    x, m = fg.matrix("x"), fg.matrix("m")
+    t = x * m
+    (node,) = kernel_nodes([fg.exp(-(t * t)) * fg.sin(m) + fg.log1p(t * t)])
+    return node, load([node])[0]
+
+
+def test_fused_elementwise_flat_path(flat):
+    node, fns = flat
+    xb, mb = rand(300, 400), rand(300, 400)
+    mb[[3, 150], [0, 200]] = [1e30, -3e8]  # huge sin arguments
+    check(fns, node.op, xb, mb)  # flat path, parallel, trig fix-up
+    n = BIG // 2  # just below and just above the threshold
+    check(fns, node.op, rand(2, n - 1), rand(2, n - 1))
+    check(fns, node.op, rand(2, n), rand(2, n))
+    check(fns, node.op, xb[:, ::-1], mb)  # strided: the general loop
+    check(fns, node.op, rand(0, 400), rand(0, 400))
+    assert_helpers_ran(fns[1], 2)  # the flat and the general loop
 
 
 # --------------------------------------------------------------------------- reductions
