@@ -11,7 +11,14 @@ from fusegraph.graph import Apply, Op, as_tensor, as_tensor_args
 from fusegraph.ops import elemwise as ew
 from fusegraph.ops.reduction import axis_field, normalize_axis, sum
 from fusegraph.ops.scalar import float_dtype
-from fusegraph.types import TensorType, fmt_shape, is_float, is_int
+from fusegraph.types import (
+    TensorType,
+    broadcast_static,
+    check_no_runtime_broadcast,
+    fmt_shape,
+    is_float,
+    is_int,
+)
 
 # --------------------------------------------------------------------------- softmax
 
@@ -184,6 +191,68 @@ class CrossentropyCategorical1Hot(Op):
         return [ew.where(hot, ew.true_div(ew.neg(ops.expand_dims(g, -1)), picked), 0), None]
 
 
+@dataclass(frozen=True)
+class CrossentropySoftmax1HotDx(Op):
+    """``dy[..., None] * (sm - onehot(true_dist))``: the gradient of the one-hot
+    cross-entropy of ``sm = softmax(x)`` (last axis) with respect to ``x``, given the
+    gradient ``dy`` of each row's loss (Theano's ``crossentropy_softmax_1hot_with_bias_dx``,
+    without the bias). The ``specialize`` rule ``softmax_crossentropy_dx`` builds it from the
+    graph ``grad`` writes (a one-hot ``where``, its row sums and a product with ``sm``): one
+    loop instead of five nodes. ``dy`` broadcasts against ``true_dist`` where its static
+    shape says so; a class outside ``[0, k)`` raises IndexError when run."""
+
+    def make_node(self, dy, sm, true_dist) -> Apply:
+        dy, sm, true = as_tensor(dy), as_tensor(sm), as_tensor(true_dist)
+        if sm.ndim < 1 or true.ndim != sm.ndim - 1 or dy.ndim > true.ndim:
+            raise TypeError(
+                f"{self}: sm needs at least 1 dim, true_dist one dim less and dy at most as "
+                f"many as true_dist; got shapes {fmt_shape(dy.type.shape)}, "
+                f"{fmt_shape(sm.type.shape)} and {fmt_shape(true.type.shape)}"
+            )
+        if not (is_float(dy.dtype) and is_float(sm.dtype)) or not is_int(true.dtype):
+            raise TypeError(
+                f"{self}: dy and sm must be float and true_dist integer; got {dy.dtype}, "
+                f"{sm.dtype} and {true.dtype}"
+            )
+        rows = broadcast_static([dy.type.shape, sm.type.shape[:-1], true.type.shape], str(self))
+        dtype = np.result_type(dy.dtype, sm.dtype).name
+        return Apply(self, [dy, sm, true], [TensorType(dtype, (*rows, sm.type.shape[-1]))])
+
+    def check_inputs(self, node, arrays) -> None:
+        dy, sm, true = (np.shape(a) for a in arrays)
+        if sm[:-1] != true:
+            raise ValueError(f"sm of shape {sm} needs true_dist of shape {sm[:-1]}, got {true}")
+        check_no_runtime_broadcast(
+            [x.type.shape for x in (node.inputs[0], node.inputs[2])], [dy, true]
+        )
+
+    def impl(self, dy, sm, true):
+        k = sm.shape[-1]
+        bad = (true < 0) | (true >= k)
+        if np.any(bad):
+            raise IndexError(f"class index {true[bad][0]} is out of range for {k} classes")
+        dtype = np.result_type(dy.dtype, sm.dtype)
+        hot = np.arange(k) == true[..., None]
+        return np.asarray(np.asarray(dy, dtype)[..., None] * (sm.astype(dtype) - hot), dtype)
+
+    def vjp(self, inputs, outputs, grads):
+        """``sum(g * (sm - onehot), -1)`` for ``dy`` (summed where it broadcast) and
+        ``g * dy[..., None]`` for ``sm``; none for the class indices."""
+        from fusegraph import ops
+        from fusegraph.ops.grad_ops import sum_to
+
+        (dy, sm, true), (g,) = inputs, grads
+        k = ops.shape_i(sm, sm.ndim - 1)
+        hot = ew.eq(ops.arange(k), ops.expand_dims(true, -1))
+        g_dy = sum(ew.mul(g, ew.sub(sm, hot)), axis=-1)
+        g_sm = ew.mul(g, ops.expand_dims(dy, -1))
+        return [
+            ew.cast(sum_to(g_dy, dy, static=True), dy.dtype),
+            ew.cast(sum_to(g_sm, sm, static=True), sm.dtype),
+            None,
+        ]
+
+
 def crossentropy_categorical_1hot(coding_dist, true_dist):
     """``-log(coding_dist[i, true_dist[i]])`` per row (Theano's name; see
     ``CrossentropyCategorical1Hot``).
@@ -231,4 +300,5 @@ __all__ = [
     "Softmax",
     "LogSoftmax",
     "CrossentropyCategorical1Hot",
+    "CrossentropySoftmax1HotDx",
 ]

@@ -16,15 +16,25 @@ this pass, by the operands' dims,
 
 A transposed operand is a ``DimShuffle{(1, 0)}`` view, which a BLAS call takes as a
 transpose flag; transposes of transposes cancel.
+
+The gradient of ``categorical_crossentropy(softmax(x), t)`` with respect to ``x`` becomes one
+``CrossentropySoftmax1HotDx`` node, ``dy * (softmax(x) - onehot(t))``, as in Theano.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from fusegraph import ops
+from fusegraph.graph import Constant, Variable
+from fusegraph.ops.creation import ARange
 from fusegraph.ops.linalg import Dot, MatMul, TensorDot
-from fusegraph.ops.shape import DimShuffle
+from fusegraph.ops.nn import CrossentropySoftmax1HotDx, Softmax
+from fusegraph.ops.reduction import Reduce
+from fusegraph.ops.shape import BroadcastTo, DimShuffle, ShapeI
 from fusegraph.rewrites.engine import Const, Pattern, RuleSet, elemwise
-from fusegraph.rewrites.stabilize import fit
+from fusegraph.rewrites.shapes import dims
+from fusegraph.rewrites.stabilize import fit, scalar_name
 from fusegraph.types import is_float, is_int
 
 specialize = RuleSet("specialize")
@@ -160,3 +170,92 @@ def dot_scalar_to_mul(node, a, b):
     if a.ndim and b.ndim:
         return None
     return fit(ops.mul(a, b), node.outputs[0], proven=True)
+
+
+# --------------------------------------------------------------------------- softmax gradient
+
+
+def _one_hot_where(w: Variable, sm: Variable):
+    """``(true_dist, c)`` when ``w`` is ``where(arange(0, k) == true_dist[..., None], c, z)``
+    with ``k`` the length of ``sm``'s last axis, ``z`` zero (a constant 0 or ``0 * y``) and
+    ``c`` a float constant along the last axis: the one-hot gradient of
+    ``CrossentropyCategorical1Hot``; else None."""
+    if scalar_name(w) != "where":
+        return None
+    hot, c, z = w.owner.inputs
+    zero_sm = (
+        scalar_name(z) == "mul" and any(map(_is_zero, z.owner.inputs)) and sm in z.owner.inputs
+    )
+    if not (_is_zero(z) or zero_sm):  # 0 * sm is 0: sm is a probability (or NaN)
+        return None
+    if c.owner is not None and isinstance(c.owner.op, BroadcastTo):
+        c = c.owner.inputs[0]  # where broadcasts it all the same
+    constant_rows = c.ndim < w.ndim or c.type.shape[-1] == 1
+    if not (constant_rows and is_float(c.dtype)) or scalar_name(hot) != "eq":
+        return None
+    for rng, col in (hot.owner.inputs, hot.owner.inputs[::-1]):
+        node, shuffle = rng.owner, col.owner
+        if node is None or shuffle is None or not isinstance(node.op, ARange):
+            continue
+        start, stop, step = node.inputs
+        if not (_is_zero(start) and _is_value(step, 1) and _counts_last_dim(stop, sm)):
+            continue
+        order = tuple(range(w.ndim - 1)) + ("x",)
+        if isinstance(shuffle.op, DimShuffle) and shuffle.op.new_order == order:
+            return shuffle.inputs[0], c
+    return None
+
+
+def _is_zero(v: Variable) -> bool:
+    return _is_value(v, 0)
+
+
+def _is_value(v: Variable, value) -> bool:
+    return isinstance(v, Constant) and v.data.size > 0 and bool(np.all(v.data == value))
+
+
+def _counts_last_dim(stop: Variable, x: Variable) -> bool:
+    """Whether ``stop`` is provably the length of ``x``'s last axis."""
+    last = dims(x)[-1]
+    if isinstance(stop, Constant):
+        return stop.data.ndim == 0 and int(stop.data) == last
+    node = stop.owner
+    return (
+        node is not None and isinstance(node.op, ShapeI) and dims(node.inputs[0])[node.op.i] == last
+    )
+
+
+@specialize.rule(elemwise("sub", "w", elemwise("mul", "a", "b")))
+def softmax_crossentropy_dx(node, w, a, b):
+    """``w - softmax(x) * sum(w, -1, keepdims)`` with ``w`` the one-hot gradient of a
+    cross-entropy (what ``grad`` writes for ``categorical_crossentropy(softmax(x), t)``,
+    after stabilize) → ``CrossentropySoftmax1HotDx(-c, softmax(x), t)``: one loop instead of
+    an ``arange``, a comparison, a ``where``, a row sum and a product."""
+    for sm, total in ((a, b), (b, a)):
+        red = total.owner
+        if not (
+            sm.owner is not None
+            and isinstance(sm.owner.op, Softmax)
+            and sm.owner.op.axis == (sm.ndim - 1,)
+            and sm.ndim == w.ndim
+            and red is not None
+            and isinstance(red.op, Reduce)
+            and red.op.kind == "sum"
+            and red.op.axis == (w.ndim - 1,)
+            and red.op.keepdims
+            and red.inputs[0] is w
+        ):
+            continue
+        found = _one_hot_where(w, sm)
+        if found is None:
+            return None
+        true, c = found
+        negated = scalar_name(c) == "neg"
+        rows = c.owner.inputs[0] if negated else c  # dy = -c, one per row
+        if rows.ndim == w.ndim:
+            rows = ops.dimshuffle(rows, tuple(range(rows.ndim - 1)))
+        dy = rows if negated else ops.neg(rows)
+        # The one-hot's length is sm's last dim (proven above); its rows are those of
+        # true_dist, which the new op checks against sm's at run time.
+        return fit(CrossentropySoftmax1HotDx()(dy, sm, true), node.outputs[0], proven=True)
+    return None

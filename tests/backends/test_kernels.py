@@ -97,8 +97,8 @@ def test_registry_covers_the_catalogue():
     expected = {
         shape.Shape, shape.ShapeI, shape.MakeVector, shape.Reshape, shape.DimShuffle,
         shape.BroadcastTo, shape.Join, creation.Alloc, creation.ARange, creation.Eye,
-        reduction.ArgReduce, reduction.LogSumExp, nn.Softmax,
-        nn.LogSoftmax, nn.CrossentropyCategorical1Hot, linalg.Dot, linalg.MatMul,
+        reduction.ArgReduce, reduction.LogSumExp, nn.Softmax, nn.LogSoftmax,
+        nn.CrossentropyCategorical1Hot, nn.CrossentropySoftmax1HotDx, linalg.Dot, linalg.MatMul,
         linalg.TensorDot, indexing.Subtensor, indexing.AdvancedSubtensor,
         indexing.IncSubtensor, grad_ops.SumTo, random.RandomVariable,
     }  # fmt: skip
@@ -320,6 +320,17 @@ def test_crossentropy():
         raises(IndexError, op, p, np.array([0, -1, 1, 0]))
         raises(ValueError, op, p, np.array([0, 1, 1]))
     check(nn.CrossentropyCategorical1Hot(), p.astype("float32"), t, exact=False)
+
+
+def test_crossentropy_softmax_dx():
+    op = nn.CrossentropySoftmax1HotDx()
+    sm, t, dy = rng.uniform(0.01, 1, (4, 3)), np.array([0, 2, 1, 2]), arr((4,))
+    check(op, dy, sm, t, exact=False)
+    check(op, dy[::-1], sm.T.copy().T, t.astype("int8"), exact=False)
+    check(op, np.array(0.5), sm[::2], t[::2], exact=False)
+    check(op, dy[:0], np.zeros((0, 3)), np.zeros(0, "int64"), exact=False)
+    raises(IndexError, op, dy, sm, np.array([0, 3, 1, 0]))
+    raises(ValueError, op, dy, sm, np.array([0, 1, 1]))
 
 
 def test_sum_to():

@@ -6,7 +6,12 @@ import pytest
 from harness import Case, check_case, rng
 
 import fusegraph as fg
-from fusegraph.ops.nn import CrossentropyCategorical1Hot, LogSoftmax, Softmax
+from fusegraph.ops.nn import (
+    CrossentropyCategorical1Hot,
+    CrossentropySoftmax1HotDx,
+    LogSoftmax,
+    Softmax,
+)
 
 R = rng(3)
 INF, NAN = np.inf, np.nan
@@ -416,7 +421,45 @@ def _cce_cases():
     return cases
 
 
-CASES = _sm_cases() + _bce_cases() + _cce_cases()
+def _dx_ref(dy, sm, t):
+    dtype = np.result_type(dy, sm)
+    hot = np.arange(sm.shape[-1]) == t[..., None]
+    return (np.asarray(dy, dtype)[..., None] * (sm.astype(dtype) - hot)).astype(dtype)
+
+
+def _dx_cases():
+    """``CrossentropySoftmax1HotDx``, the specialised softmax cross-entropy gradient (no
+    public function: the specialize rule builds it)."""
+    dx = CrossentropySoftmax1HotDx()
+    labels = R.integers(0, 4, 5)
+
+    def case(id, inputs, **kw):
+        return Case(f"softmax-xent-dx-{id}", [], dx, _dx_ref, inputs, **kw)
+
+    return [
+        case("float64", [_data((5,)), _prob((5, 4)), labels]),
+        case(
+            "float32-int32",
+            [_data((5,), "float32"), _prob((5, 4), "float32"), labels.astype("int32")],
+            rtol=1e-6,
+        ),  # fmt: skip
+        case("mixed-uint8", [_data((5,)), _prob((5, 4), "float32"), labels.astype("uint8")]),
+        case("scalar-dy", [np.array(0.25), _prob((5, 4)), labels]),
+        case("broadcast-dy", [np.array([1.5]), _prob((5, 4)), labels]),
+        case("3d", [_data((2, 3)), _prob((2, 3, 4)), R.integers(0, 4, (2, 3))]),
+        case("empty", [_data((0,)), _prob((0, 4)), np.zeros((0,), "int64")]),
+        case("too-large", [_data((3,)), _prob((3, 4)), np.array([0, 4, 1])], raises=IndexError),
+        case("negative", [_data((3,)), _prob((3, 4)), np.array([0, -1, 1])], raises=IndexError),
+        case(
+            "row-mismatch",
+            [_data((3,)), _prob((3, 4)), np.array([0, 1])],
+            raises=ValueError,
+            check_static_known=False,
+        ),
+    ]
+
+
+CASES = _sm_cases() + _bce_cases() + _cce_cases() + _dx_cases()
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

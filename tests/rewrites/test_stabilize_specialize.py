@@ -46,6 +46,8 @@ def _cases():
     log1mexp = "where(x > -0.6931471805599453, x + log(expm1(-x)), log1p(-exp(x)))"
     outer = "x.dimshuffle(0, 'x') * y"
     sm = fg.softmax
+    f3, k2 = fg.tensor3("f3", dtype="float32"), fg.matrix("k2", dtype="int32")
+    labelled = [(arr(4, 3), np.array([2, 0, 1, 2]))]
     c = {
         # stabilize
         "log_one_plus_to_log1p": ([x], fg.log(1 + x), "log1p(x)", pos),
@@ -216,6 +218,25 @@ def _cases():
             fg.dot(x.dimshuffle(0, "x"), y.dimshuffle("x", 0)),
             "x.dimshuffle(0, 'x') * y",
             [(arr(3), arr(4))],
+        ),
+        "softmax_crossentropy_dx": (
+            [m, k],
+            fg.grad(fg.categorical_crossentropy(sm(m), k).mean(), m),
+            "CrossentropySoftmax1HotDx(1.0 / cast{float64}(k.shape[0]), Softmax{axis=(1,)}(m), k)",
+            labelled,
+        ),
+        "softmax_crossentropy_dx/weighted": (
+            [m, k, y],
+            fg.grad((y * fg.categorical_crossentropy(sm(m), k)).sum(), m),
+            "CrossentropySoftmax1HotDx(y, Softmax{axis=(1,)}(m), k)",
+            [(*labelled[0], arr(4))],
+        ),
+        "softmax_crossentropy_dx/float32_3d": (
+            [f3, k2],
+            fg.grad(fg.categorical_crossentropy(sm(f3), k2).sum(), f3),
+            "CrossentropySoftmax1HotDx([[1.0]], Softmax{axis=(2,)}(f3), k2)",
+            [(arr(2, 3, 4, dtype="float32"), np.array([[0, 3, 1], [2, 2, 0]], "int32"))],
+            1e-6,
         ),
     }
     return {k: v if len(v) == 5 else (*v, 1e-12) for k, v in c.items()}
@@ -451,6 +472,28 @@ def test_negated_sum_not_with_a_plain_term():
 def test_crossentropy_1hot_not_for_softmax_over_another_axis():
     m, k = fg.matrix("m"), fg.vector("k", dtype="int64")
     _unchanged(fg.categorical_crossentropy(fg.softmax(m, axis=0), k))
+
+
+def test_softmax_crossentropy_dx_not_for_other_one_hots_or_axes():
+    m, k, c = fg.matrix("m"), fg.vector("k", dtype="int64"), fg.scalar("c")
+    sm = fg.softmax(m)
+
+    def grad_form(start=0, other=0.0, softmax=sm, axis=1, value=c):
+        hot = fg.eq(fg.arange(start, m.shape[1] + start), k.dimshuffle(0, "x"))
+        w = fg.where(hot, value, other)
+        return w - softmax * w.sum(axis=axis, keepdims=True)
+
+    rule = ("softmax_crossentropy_dx",)
+    assert optimize([grad_form()], exclude=("fusion",))[1]["rewrites"].get(rule[0]) == 1
+    for out in (
+        grad_form(start=1),  # not the classes 0..k-1
+        grad_form(other=1.0),  # not zero off the class
+        grad_form(other=0 * m),  # 0 * inf would be NaN
+        grad_form(value=fg.constant(1)),  # an integer one-hot
+        grad_form(softmax=fg.softmax(m, axis=0)),
+        grad_form(axis=0),
+    ):
+        assert rule[0] not in optimize([out], exclude=("fusion",))[1]["rewrites"]
 
 
 def test_logsumexp_not_for_other_reductions():

@@ -1,5 +1,5 @@
 """Kernels of the reductions and nn ops: Reduce, ArgReduce, LogSumExp, Softmax, LogSoftmax,
-CrossentropyCategorical1Hot, SumTo."""
+CrossentropyCategorical1Hot, CrossentropySoftmax1HotDx, SumTo."""
 
 from __future__ import annotations
 
@@ -170,6 +170,35 @@ def _crossentropy(op, in_types, out_types, name):
     picked = "i0[" + _at([*idx, "c"]) + "]"
     code(f"p = {cast_expr(picked, tc.dtype, dt)}")
     code(f"out[{_at(idx)}] = " + ("-p" if op.log_input else "-vecmath.log(p)"))
+    _close(code, nd)
+    code("return out")
+    return code.text()
+
+
+@_register(nn.CrossentropySoftmax1HotDx)
+def _crossentropy_softmax_dx(op, in_types, out_types, name):
+    code = _Code(name, 3)
+    tdy, tsm, tt = in_types
+    dt = out_types[0].dtype
+    nd = len(tt.shape)
+    lead = nd - len(tdy.shape)
+    for k in range(nd):
+        _raise(code, f"i1.shape[{k}] != i2.shape[{k}]", "ValueError", "true_dist shape mismatch")
+    for k, static in enumerate(tdy.shape):
+        if static != 1:
+            cond = f"i0.shape[{k}] != i2.shape[{lead + k}]"
+            _raise(code, cond, "ValueError", "operands could not be broadcast together")
+    code(f"kk = i1.shape[{nd}]")
+    _new(code, "out", [f"i1.shape[{k}]" for k in range(nd + 1)], dt)
+    idx = _loops(code, [f"i2.shape[{k}]" for k in range(nd)], "j")
+    code(f"c = {cast_expr(f'i2[{_at(idx)}]', tt.dtype, 'int64')}")
+    _raise(code, "c < 0 or c >= kk", "IndexError", "class index out of range")
+    dy_idx = ["0" if s == 1 else idx[lead + k] for k, s in enumerate(tdy.shape)]
+    code(f"g = {cast_expr(f'i0[{_at(dy_idx)}]', tdy.dtype, dt)}")
+    with code.loop("r", "kk"):
+        at = _at([*idx, "r"])
+        code(f"p = {cast_expr(f'i1[{at}]', tsm.dtype, dt)}")
+        code(f"out[{at}] = g * (p - {np_dtype(dt)}(1) if r == c else p)")
     _close(code, nd)
     code("return out")
     return code.text()
