@@ -1,8 +1,8 @@
 """The module generator: renders a whole ``FunctionGraph`` as the source of one Python module
 -- one kernel per distinct node (``loops`` for elementwise nodes, ``kernels`` for the rest)
 and one njit entry point that runs every node in topological order. A kernel that one node
-runs is written into the entry (``inline``); one that several nodes run stays a dispatcher
-of its own, compiled once."""
+runs, or a small one, is written into the entry (``inline``); a larger one that several
+nodes run stays a dispatcher of its own, compiled once."""
 
 # Layout of a generated module (see ``Function.source`` for real ones):
 #
@@ -113,6 +113,7 @@ class Module:
         uses = collections.Counter(keys)
         globals_, kernel_src, calls = [], [], []
         kernel_names: dict = {}
+        inlinable: dict = {}  # key -> the kernel's definition, for kernels written inline
         # Generated names start with "_" (kernels ``_k<j>_<op>``, node outputs ``_v<k>``,
         # locals of inlined kernels ``_n<k>_<name>``, constants ``_c<j>``, stages
         # ``_stage<j>``), which ``_identifier`` never gives an input: no clash.
@@ -127,22 +128,23 @@ class Module:
                 self.names[var] = f"_v{k}" if len(node.outputs) == 1 else f"_v{k}_{j}"
                 outs.append(self.names[var])
             args = [self.names[v] for v in node.inputs]
-            inlined = None
             if key not in kernel_names:
                 kname = f"_k{len(kernel_names)}_{type(node.op).__name__.lower()}"
                 kernel_names[key] = kname
                 src = self._kernel(node, *key[1:], kname)
-                # A kernel that one node runs is written into the calling function; one
-                # that several run compiles once, as a dispatcher of its own.
-                found = inline.kernel_function(src, kname) if uses[key] == 1 else None
-                if found is not None:
-                    fn, src = found
-                    inlined = inline.inline_body(fn, f"_n{k}_", args, outs)
+                # A kernel that one node runs, or a small one, is written into the calling
+                # function; one that several run compiles once, as a dispatcher of its own.
+                found = inline.kernel_function(src, kname)
+                if found is not None and (uses[key] == 1 or inline.is_small(found[0])):
+                    inlinable[key], src = found
                 elif uses[key] > 1:
                     src = src.replace(KERNEL_DECORATOR, ENTRY_DECORATOR, 1)
                 if src:
                     kernel_src.append(src)
-            call = inlined or [f"{', '.join(outs)} = {kernel_names[key]}({', '.join(args)})"]
+            if key in inlinable:
+                call = inline.inline_body(inlinable[key], f"_n{k}_", args, outs)
+            else:
+                call = [f"{', '.join(outs)} = {kernel_names[key]}({', '.join(args)})"]
             lines = [f"# {_op_label(node.op, label)}"] + call
             calls.append(["    " + line for text in lines for line in text.split("\n")])
         for var in fgraph.outputs:

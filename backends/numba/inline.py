@@ -11,6 +11,7 @@ and its final ``return`` turned into the assignment of the node's outputs.
 from __future__ import annotations
 
 import ast
+import copy
 
 #: Constructs whose names have scopes of their own: a kernel using them is not inlined.
 _SCOPED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.comprehension)
@@ -39,6 +40,16 @@ def kernel_function(source: str, name: str) -> tuple[ast.FunctionDef, str] | Non
     return fn, "\n".join(rest).strip("\n")
 
 
+#: Kernels of at most this many statements are written inline at every node that runs them:
+#: a dispatcher of its own (about 0.1 s of Numba's pipeline) costs more than the copies.
+SMALL_KERNEL = 8
+
+
+def is_small(fn: ast.FunctionDef) -> bool:
+    """Whether the kernel ``fn`` has at most ``SMALL_KERNEL`` statements."""
+    return sum(isinstance(n, ast.stmt) for n in ast.walk(fn)) - 1 <= SMALL_KERNEL
+
+
 class _Rename(ast.NodeTransformer):
     def __init__(self, mapping):
         self.mapping = mapping
@@ -63,7 +74,7 @@ def inline_body(fn: ast.FunctionDef, prefix: str, args: list, targets: list) -> 
             lines.append(f"{prefix}{param} = {arg}")
         else:
             mapping[param] = arg
-    body = [_Rename(mapping).visit(stmt) for stmt in fn.body]
+    body = [_Rename(mapping).visit(stmt) for stmt in copy.deepcopy(fn.body)]  # fn is reused
     result = body.pop()
     target = ", ".join(targets)
     lines += [ast.unparse(stmt) for stmt in body]
@@ -71,4 +82,4 @@ def inline_body(fn: ast.FunctionDef, prefix: str, args: list, targets: list) -> 
     return lines
 
 
-__all__ = ["inline_body", "kernel_function"]
+__all__ = ["inline_body", "is_small", "kernel_function"]

@@ -67,10 +67,20 @@ def test_kernels_run_once_are_inlined_and_repeated_ones_are_shared(model):
     # the model's Dot and fused kernels run once each: their code is in the entry
     assert "np.dot(" in src[src.index("def entry(") :]
     assert not re.search(r"^def _k", src, re.M)
-    x, y = fg.vector("x"), fg.vector("y")
+    x, y, z, w = (fg.vector(n) for n in "xyzw")
+    # small kernels are written in at every node that runs them
     g = fg.function([x, y], [x.dot(y), (x * 2).dot(y * 3)])
-    assert len(re.findall(r"^def (_k\d+_dot)", g.source, re.M)) == 1  # one shared dispatcher
+    assert not re.search(r"^def _k\d+_dot", g.source, re.M)
+    assert g.source.count("np.dot(") == 2
     _same(g(np.arange(3.0), np.ones(3)), [np.array(3.0), np.array(18.0)])
+    # a larger one that several nodes run is one shared dispatcher
+    outs = [fg.exp(-a * a) * fg.sin(b) + fg.log1p(a * b) for a, b in ((x, y), (z, w))]
+    h = fg.function([x, y, z, w], outs)
+    assert len(re.findall(r"^def (_k\d+_fusedelemwise)", h.source, re.M)) == 1
+    v = np.linspace(-0.5, 1.5, 5)  # v * v[::-1] > -1
+    want = np.exp(-v * v) * np.sin(v[::-1]) + np.log1p(v * v[::-1])
+    for got in h(v, v[::-1], v, v[::-1]):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
 
 
 def test_inlining_takes_only_kernels_with_one_final_return():
@@ -85,9 +95,11 @@ def test_inlining_takes_only_kernels_with_one_final_return():
     early = "def k(i0):\n    if i0.size == 0:\n        return i0\n    return i0 + 1\n"
     nested = "def k(i0):\n    return [v for v in i0]\n"
     helper = "def h(a):\n    return a\n\n\ndef k(i0):\n    return h(i0)\n"
+    long = "def k(i0):\n" + "    i0 = i0 + 1\n" * inline.SMALL_KERNEL + "    return i0\n"
     assert inline.kernel_function(early, "k") is None
     assert inline.kernel_function(nested, "k") is None
     assert inline.kernel_function(helper, "k")[1] == "def h(a):\n    return a"
+    assert inline.is_small(fn) and not inline.is_small(inline.kernel_function(long, "k")[0])
 
 
 def test_large_graphs_run_in_stages(monkeypatch):
