@@ -54,6 +54,7 @@ njit function with explicit loops, NumPy's broadcasting and the scalar code of `
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import re
 from pathlib import Path
@@ -301,6 +302,41 @@ class _Kernel:
             expr = scalar_expr(sop, in_dt, out_dt, names)
         return f"s{j} = {expr}  # {sop}"
 
+    def step_lines(self, steps, trig: str) -> list:
+        """The lines of ``steps``; sigmoid and softplus steps of one ``x`` (or of ``x`` and
+        ``-x``) compute ``exp(-|x|)`` (and its log1p) once, before the first of them."""
+        groups = collections.defaultdict(list)
+        for j in steps:
+            sop, args = self.op.steps[j]
+            dt = self.dtypes[self.nin + j]
+            if sop.name in ("sigmoid", "softplus") and self.dtypes[args[0]] == dt:
+                groups[(self._unsigned(args[0]), dt)].append(j)
+        shared = {j: (key, g[0]) for key, g in groups.items() if len(g) > 1 for j in g}
+        lines = []
+        for j in steps:
+            if j not in shared:
+                lines.append(self.step_line(j, trig))
+                continue
+            (x, dt), first = shared[j]
+            s = "f32" if dt == "float32" else "f64"
+            e, lo, lg = f"ee{first}", f"el{first}", f"lg{first}"
+            if j == first:
+                lines.append(f"{e}, {lo} = vecmath.exp_neg_abs_{s}({self.ref(x)})")
+                if any(self.op.steps[k].op.name == "softplus" for k in groups[(x, dt)]):
+                    lines.append(f"{lg} = vecmath.softplus_log_{s}({e})")
+            sop, (a,) = self.op.steps[j]
+            extra = f", {lg}" if sop.name == "softplus" else ""
+            lines.append(f"s{j} = vecmath.{sop.name}_from_{s}({self.ref(a)}, {e}, {lo}{extra})")
+        return lines
+
+    def _unsigned(self, r: int) -> int:
+        """``r``, or the value it negates (``-x`` has the ``|x|`` of ``x``)."""
+        if r >= self.nin:
+            sop, args = self.op.steps[r - self.nin]
+            if sop.name == "neg" and self.dtypes[args[0]] == self.dtypes[r]:
+                return args[0]
+        return r
+
     def trig_steps(self, steps) -> list:
         return [
             j
@@ -340,7 +376,7 @@ class _Kernel:
             for k, r in zip(outs, refs):
                 tail += store(k, self.ref(r))
             return lines + [_IND + t for t in tail]
-        lines += [self.step_line(j, trig) for j in steps]
+        lines += self.step_lines(steps, trig)
         if trig == "vec":
             lines += [f"{flag} |= {self.trig_cond(j)}" for j in self.trig_steps(steps)]
         for k, r in zip(outs, refs):

@@ -516,6 +516,33 @@ def tanh_f64(x):
 def sigmoid_f64(x):
     """Logistic sigmoid 1 / (1 + exp(-x)) for float64, without overflow."""
     e, e_lo = _exp_hilo(-abs(x))
+    return sigmoid_from_f64(x, e, e_lo)
+
+
+@_jit
+def softplus_f64(x):
+    """log(1 + exp(x)) for float64, without overflow."""
+    e, e_lo = _exp_hilo(-abs(x))
+    return softplus_from_f64(x, e, e_lo, log1p_f64(e))
+
+
+# sigmoid and softplus of x and of -x all start from exp(-|x|): ``exp_neg_abs``,
+# ``softplus_log`` and the ``*_from`` functions let a kernel that needs several of them
+# compute that exponential (and its log1p) once. Same formulas, so the same results.
+
+
+@_public
+def exp_neg_abs_f64(x):
+    """``exp(-|x|)`` as a float64 pair ``(e, e_lo)`` (value and low-order correction)."""
+    return _exp_hilo(-abs(x))
+
+
+softplus_log_f64 = log1p_f64  # log1p(e) for the e of exp_neg_abs_f64
+
+
+@_jit
+def sigmoid_from_f64(x, e, e_lo):
+    """``sigmoid_f64(x)`` given ``exp_neg_abs_f64(x)`` (or of ``-x``)."""
     d = 1.0 + e
     d_lo = ((1.0 - d) + e) + e_lo  # 1 + exp(-|x|) = d + d_lo
     t = e / d
@@ -524,11 +551,10 @@ def sigmoid_f64(x):
 
 
 @_jit
-def softplus_f64(x):
-    """log(1 + exp(x)) for float64, without overflow."""
-    e, e_lo = _exp_hilo(-abs(x))
+def softplus_from_f64(x, e, e_lo, log1p_e):
+    """``softplus_f64(x)`` given ``exp_neg_abs_f64(x)`` and ``softplus_log_f64`` of it."""
     # log1p(e + e_lo) ~ log1p(e) + e_lo / (1 + e); a rough 1 / (1 + e) is enough there
-    return (log1p_f64(e) + e_lo * (1.0 - 0.5 * e)) + _select(x > 0.0, x, 0.0)
+    return (log1p_e + e_lo * (1.0 - 0.5 * e)) + _select(x > 0.0, x, 0.0)
 
 
 @_jit
@@ -750,17 +776,44 @@ def tanh_f32(x):
 @_public
 def sigmoid_f32(x):
     """Logistic sigmoid 1 / (1 + exp(-x)) for float32, without overflow."""
-    xd = np.float64(x)
-    e = _exp32(-abs(xd))
-    v = e / (1.0 + e)  # sigmoid(-|x|)
-    return np.float32(_select(xd >= 0.0, 1.0 - v, v))
+    return sigmoid_from_f32(x, _exp32(-abs(np.float64(x))), 0.0)
 
 
 @_jit
 def softplus_f32(x):
     """log(1 + exp(x)) for float32, without overflow."""
+    e = _exp32(-abs(np.float64(x)))
+    return softplus_from_f32(x, e, 0.0, _log1p_core32(e))
+
+
+# The float32 forms of exp_neg_abs & co (see the float64 ones); e_lo is 0, as the float64
+# arithmetic is exact enough for a float32 result.
+
+
+@_public
+def exp_neg_abs_f32(x):
+    """``exp(-|x|)`` in float64 for a float32 ``x``, as the pair ``(e, 0.0)``."""
+    return _exp32(-abs(np.float64(x))), 0.0
+
+
+@_public
+def softplus_log_f32(e):
+    """``log1p(e)`` for the ``e`` of ``exp_neg_abs_f32``."""
+    return _log1p_core32(e)
+
+
+@_jit
+def sigmoid_from_f32(x, e, e_lo):
+    """``sigmoid_f32(x)`` given ``exp_neg_abs_f32(x)`` (or of ``-x``)."""
+    v = e / (1.0 + e)  # sigmoid(-|x|)
+    return np.float32(_select(np.float64(x) >= 0.0, 1.0 - v, v))
+
+
+@_jit
+def softplus_from_f32(x, e, e_lo, log1p_e):
+    """``softplus_f32(x)`` given ``exp_neg_abs_f32(x)`` and ``softplus_log_f32`` of it."""
     xd = np.float64(x)
-    return np.float32(_log1p_core32(_exp32(-abs(xd))) + _select(xd > 0.0, xd, 0.0))
+    return np.float32(log1p_e + _select(xd > 0.0, xd, 0.0))
 
 
 @_public

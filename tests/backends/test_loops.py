@@ -96,6 +96,26 @@ def test_fast_path_is_vectorised_and_huge_trig_arguments_are_exact(load):
         k(a, b[:10], c)
 
 
+def test_sigmoids_and_softpluses_of_x_and_minus_x_share_one_exponential(load):
+    """The gradient of a logistic loss has sigmoid and softplus of z and -z: the kernel
+    computes exp(-|z|) and its log1p once for all four."""
+    nodes = []
+    for dtype in ("float64", "float32"):
+        x, y = fg.vector("x", dtype=dtype), fg.vector("y", dtype=dtype)
+        out = fg.sigmoid(x) * y + fg.sigmoid(-x) + fg.softplus(x) - fg.softplus(-x) * y
+        (node,) = kernel_nodes([out + fg.sigmoid(y)])
+        src = loops.kernel_source(node.op, [v.type for v in node.inputs], [out.type], "k")
+        assert src.count("exp_neg_abs") == 1 and src.count("softplus_log") == 1
+        assert "vecmath.sigmoid_f" in src  # sigmoid(y) alone: the plain function
+        nodes.append(node)
+    special = [-800.0, -40.0, -1.5, -0.0, 0.3, 40.0, 800.0, np.inf, -np.inf, np.nan]
+    for node, k in zip(nodes, load(nodes)):
+        dtype = node.inputs[0].dtype
+        a = np.concatenate([special, rand(200)]).astype(dtype)
+        check(k, node.op, a, rand(a.size, dtype=dtype), ulps=4)
+        check(k, node.op, a[::3], a[::-3], ulps=4)
+
+
 def test_broadcasting_layouts_and_trig_fixup_in_nd(load):
     x = fg.matrix("x")
     row = fg.tensor("row", shape=(1, None))

@@ -327,6 +327,36 @@ def test_exact_values(kernels):
     assert got["sigmoid"][7] == 0.5 and got["softplus"][8] == math.log(2.0)
 
 
+def test_shared_exponential_gives_the_same_sigmoid_and_softplus():
+    """``sigmoid_from``/``softplus_from`` on the ``exp_neg_abs`` of ``x`` or of ``-x`` equal
+    ``sigmoid``/``softplus`` of ``x`` bit for bit (kernels share that exponential)."""
+
+    def kernel(s):
+        exp_neg_abs, plog = getattr(vm, f"exp_neg_abs_{s}"), getattr(vm, f"softplus_log_{s}")
+        sig_from, soft_from = getattr(vm, f"sigmoid_from_{s}"), getattr(vm, f"softplus_from_{s}")
+
+        @numba.njit(error_model="numpy")
+        def shared(x):
+            out = np.empty((4, x.shape[0]), x.dtype)
+            for i in range(x.shape[0]):
+                for row in range(2):
+                    e, lo = exp_neg_abs(x[i] if row == 0 else -x[i])
+                    out[row, i] = sig_from(x[i], e, lo)
+                    out[2 + row, i] = soft_from(x[i], e, lo, plog(e))
+            return out
+
+        return shared
+
+    for dt in DTYPES:
+        x = np.array([-800.0, -40, -1.5, -0.0, 0.0, 1e-300, 0.3, 2, 40, 800, math.inf, -math.inf])
+        x = np.concatenate([x, np.linspace(-30, 30, 601)]).astype(dt)
+        got = kernel("f64" if dt == np.float64 else "f32")(x)
+        sig = np.array([vm.FUNCTIONS["sigmoid"][dt.__name__](v) for v in x], dt)
+        soft = np.array([vm.FUNCTIONS["softplus"][dt.__name__](v) for v in x], dt)
+        for row, want in enumerate((sig, sig, soft, soft)):
+            np.testing.assert_array_equal(got[row], want)
+
+
 def test_slow_path_predicate():
     """trig_needs_slow_path flags exactly the finite arguments beyond TRIG_LIMIT."""
     lim = vm.TRIG_LIMIT
