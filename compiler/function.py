@@ -3,6 +3,9 @@ validates its arguments, runs the graph on a backend and applies shared-variable
 
 from __future__ import annotations
 
+import builtins
+import keyword
+import textwrap
 import threading
 import warnings
 
@@ -325,41 +328,67 @@ class Function:
         entry: Numba's dispatch checks the argument types exactly (it compiles nothing
         new) and the entry checks static dims, so valid calls need no Python checks; any
         other call raises there and takes ``_call``, which converts, recompiles for a new
-        layout or explains. With ``trust_input`` and one output, ``__call__`` is the
-        dispatcher itself (errors then carry the compiled code's short messages)."""
-        run, slow, bare, n_out = self._run, self._call, self._bare, self._n_outputs
-        shared, targets, lock = self._shared, self._update_targets, self._lock
-        if self.trust_input and bare and not shared:
+        layout or explains. ``__call__`` has the inputs' names as parameters (when they are
+        distinct identifiers), so that keyword calls cost nothing extra. With
+        ``trust_input`` and one output, ``__call__`` is the dispatcher itself (errors then
+        carry the compiled code's short messages)."""
+        if self.trust_input and self._bare and not self._shared:
             # the free twin: it specialises on new layouts (from Numba's cache when warm)
             call = staticmethod(self._compiled.entry)
-        elif not targets:
-
-            def call(self, *args, **kwargs):
-                if not kwargs:
-                    try:
-                        result = run(*args, *[s._value for s in shared]) if shared else run(*args)
-                    except Exception:
-                        return slow(args, kwargs)
-                    return result if bare else list(result[:n_out])
-                return slow(args, kwargs)
-
         else:
-
-            def call(self, *args, **kwargs):
-                if not kwargs:
-                    with lock:
-                        try:
-                            result = run(*args, *[s._value for s in shared])
-                        except Exception:
-                            result = None
-                        else:
-                            for target, value in zip(targets, result[n_out:]):
-                                target._assign(value)
-                    if result is not None:
-                        return result[0] if self._single else list(result[:n_out])
-                return slow(args, kwargs)
-
+            call = self._generated_call()
         self.__class__ = type("Function", (Function,), {"__call__": call, "__slots__": ()})
+
+    def _generated_call(self):
+        """The fast ``__call__`` (see ``_specialise_call``), written for this function's
+        inputs, shared variables and updates. Its own names start with ``_``, which input
+        names given as parameters do not."""
+        names = list(self._positions)
+        shared = ["*[_s._value for _s in _shared]"] if self._shared else []
+        if len(names) == self._n_inputs and all(_plain_name(n) for n in names):
+            params = ", ".join(f"{n}=_MISSING" for n in names)
+            call = f"_run({', '.join(names + shared)})"
+            slow = f"_slow(({''.join(f'{n}, ' for n in names)}), {{}})"
+        else:  # keywords are looked up by _call
+            params = "*_args, **_kwargs"
+            call = f"_run({', '.join(['*_args'] + shared)}) if not _kwargs else _keywords()"
+            slow = "_slow(_args, _kwargs)"
+        if not self._update_targets:
+            result = "_result" if self._bare else "list(_result[:_n_out])"
+            body = f"""
+                try:
+                    _result = {call}
+                except Exception:
+                    return {slow}
+                return {result}"""
+        else:
+            result = "_result[0]" if self._single else "list(_result[:_n_out])"
+            body = f"""
+                with _lock:
+                    try:
+                        _result = {call}
+                    except Exception:
+                        _result = None
+                    else:
+                        for _target, _value in zip(_targets, _result[_n_out:]):
+                            _target._assign(_value)
+                if _result is None:
+                    return {slow}
+                return {result}"""
+        namespace = {
+            "_MISSING": _MISSING,
+            "_keywords": _keywords_given,
+            "_run": self._run,
+            "_slow": self._call,
+            "_shared": self._shared,
+            "_targets": self._update_targets,
+            "_lock": self._lock,
+            "_n_out": self._n_outputs,
+        }
+        exec(f"def __call__({params}):{textwrap.indent(textwrap.dedent(body), '    ')}", namespace)
+        call = namespace["__call__"]
+        call.__qualname__ = self._label  # Python's own errors (an unknown keyword) name it
+        return staticmethod(call)  # it needs no ``self``: Python's counts are the user's
 
     def _call(self, args, kwargs):
         """The full call: keywords, validation and conversion, updates, detailed errors."""
@@ -457,3 +486,13 @@ class Function:
 
 
 _MISSING = object()
+
+
+def _plain_name(name: str) -> bool:
+    """Whether an input name can be a parameter of the generated ``__call__``."""
+    reserved = keyword.iskeyword(name) or hasattr(builtins, name)
+    return name.isidentifier() and not name.startswith("_") and not reserved
+
+
+def _keywords_given():
+    raise TypeError("keyword arguments")  # sends the call to the full path, which binds them

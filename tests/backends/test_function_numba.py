@@ -126,6 +126,24 @@ def test_input_names_never_clash_with_generated_names():
     _same(f(one, one * 2, one, one), [np.exp(one) * 2, one * 3, one * 7, one * 0])
 
 
+def test_call_takes_inputs_by_position_or_name():
+    """The compiled ``__call__`` has the inputs' names as parameters; names that cannot be
+    parameters (a keyword, a builtin, a leading underscore) take the general path."""
+    x, w = fg.vector("x"), fg.shared(np.ones(2), "w")
+    for names in (("a", "b"), ("a", "lambda"), ("_a", "len")):
+        a, b = fg.scalar(names[0]), fg.scalar(names[1])
+        f = fg.function([a, b], a - b + w.sum(), updates=[(w, w * 2)])
+        w.set_value(np.ones(2))
+        assert f(3.0, 1.0) == 4.0 and f(**{names[1]: 1.0, names[0]: 3.0}) == 6.0
+        with pytest.raises(TypeError, match="no input named 'c'|unexpected keyword .*'c'"):
+            f(1.0, c=2.0)
+        with pytest.raises(TypeError, match=f"expected 2 arguments .*{names[1]}"):
+            f(1.0)
+        np.testing.assert_array_equal(w.get_value(), [4.0, 4.0])  # failed calls update nothing
+    g = fg.function([x], x + 1)
+    np.testing.assert_array_equal(g(x=np.zeros(2)), [1.0, 1.0])
+
+
 def test_direct_calls_layouts_and_conversion(model):
     f, ref = model
     x, X = RNG.normal(size=4), RNG.normal(size=(5, 3))
