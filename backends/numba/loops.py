@@ -156,11 +156,46 @@ def num_threads(typingctx):
     return types.intp(), codegen
 
 
-#: The import lines a module of kernels needs (scalar_code's, ``flat_view``, ``num_threads``).
+def _block_sum(acc):
+    zero = acc(0)
+
+    @numba.njit(error_model="numpy")
+    def block_sum(tb, m):
+        m8 = m - m % 8
+        l0 = l1 = l2 = l3 = l4 = l5 = l6 = l7 = zero
+        for q in range(0, m8, 8):
+            l0 = acc(l0 + tb[q])
+            l1 = acc(l1 + tb[q + 1])
+            l2 = acc(l2 + tb[q + 2])
+            l3 = acc(l3 + tb[q + 3])
+            l4 = acc(l4 + tb[q + 4])
+            l5 = acc(l5 + tb[q + 5])
+            l6 = acc(l6 + tb[q + 6])
+            l7 = acc(l7 + tb[q + 7])
+        part = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
+        for q in range(m8, m):
+            part = acc(part + tb[q])
+        return part
+
+    block_sum.__doc__ = f"""The {acc.__name__} sum of ``tb[:m]`` as NumPy's pairwise summation
+    starts it: 8 partial sums (a vectorised add, not a chain of dependent ones), added
+    pairwise, then the remainder. One function per process that LLVM inlines into each
+    reduction loop (not cached: cached code could not be inlined), instead of the same 16
+    lines typed and compiled again in every kernel."""
+    return block_sum
+
+
+block_sum_f64 = _block_sum(np.float64)
+block_sum_f32 = _block_sum(np.float32)
+
+
+#: The import lines a module of kernels needs (scalar_code's, ``flat_view``, ``num_threads``
+#: and the block sums).
 IMPORTS = (
     "import numba\n"
     + scalar_code.IMPORTS
-    + "from fusegraph.backends.numba.loops import flat_view, num_threads\n"
+    + "from fusegraph.backends.numba.loops import block_sum_f32, block_sum_f64, flat_view, "
+    + "num_threads\n"
 )
 
 
@@ -533,22 +568,10 @@ class _Kernel:
                 f"{_IND * 2}av = {self.combine('av', 'tb[q]')}",
                 f"{_IND}{acc} = av",
             ]
-        # Float sums: 8 partial sums over the block, added pairwise, then to the total (as
-        # NumPy's pairwise summation does within a block): a vectorised add instead of a
-        # chain of dependent ones, and a smaller rounding error than one running sum.
-        zero = constant_expr(0, self.acc_dtype())
-        lanes = [f"l{t}" for t in range(8)]
-        return head + [
-            f"{_IND}m = ce - c",
-            f"{_IND}m8 = m - m % 8",
-            f"{_IND}{' = '.join(lanes)} = {zero}",
-            f"{_IND}for q in range(0, m8, 8):",
-            *[f"{_IND * 2}l{t} = {self.combine(f'l{t}', f'tb[q + {t}]')}" for t in range(8)],
-            f"{_IND}part = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))",
-            f"{_IND}for q in range(m8, m):",
-            f"{_IND * 2}part = {self.combine('part', 'tb[q]')}",
-            f"{_IND}{acc} = {self.combine(acc, 'part')}",
-        ]
+        # Float sums: the block's pairwise sum (``block_sum_*``), then to the total: a
+        # vectorised add, and a smaller rounding error than one running sum.
+        fn = "block_sum_f32" if self.acc_dtype() == "float32" else "block_sum_f64"
+        return head + [f"{_IND}{acc} = {self.combine(acc, f'{fn}(tb, ce - c)')}"]
 
     def _acc0(self, k, v):
         acc = f"{self.out_name(k)}[()]"
