@@ -763,12 +763,21 @@ class _Kernel:
         lines = [
             f"nred = {_prod(dims[a] for a in self.red.axis)}",
             f"r{k} = np.empty({_tuple(kd) if kd else '()'}, {dt})",
-            f"r{k}.fill({self.init()})" if kd else f"r{k}[()] = {self.init()}",
+            *(self.fill(k) if kd else [f"r{k}[()] = {self.init()}"]),
         ]
         if self.red.kind in ("max", "min"):
             kind = "maximum" if self.red.kind == "max" else "minimum"
             lines += ["if nred == 0:", f"{_IND}raise ValueError({_EMPTY_ERROR.format(kind)!r})"]
         return lines
+
+    def fill(self, k) -> list:
+        """Set every element of the accumulator ``r<k>`` to the reduction's initial value (a
+        loop over its flat view: ``ndarray.fill`` costs Numba a compile per dtype and ndim)."""
+        return [
+            f"rv{k} = flat_view(r{k})",
+            f"for p in range(rv{k}.shape[0]):",
+            f"{_IND}rv{k}[p] = {self.init()}",
+        ]
 
     def finish(self, k) -> list:
         """Turn output ``k``'s accumulator into the output ``o<k>``."""
@@ -852,7 +861,7 @@ class _Kernel:
             if self.red is None:
                 fix = self.general_loop("fixup")
             else:
-                fix = [f"r{self.red.output}.fill({self.init()})"]
+                fix = self.fill(self.red.output)
                 fix += self.general_loop("slow")
             lines += [_IND + t for t in fix]
         for k in outs:
