@@ -1,10 +1,12 @@
 """Run the benchmark suite (``benchmarks/suite.py``) and print its table.
 
     python -m benchmarks --quick      # about two minutes on 2 cores (the README's main job)
-    python -m benchmarks --full --write --chart benchmarks/ratios.png
+    python -m benchmarks --full --write --chart benchmarks/ratios.png --peer-python PEERS
 
 ``--write`` replaces the suite's section of ``benchmarks/RESULTS.md``; ``--chart`` saves a
 bar chart of the ratios to NumPy (needs matplotlib: ``pip install -e ".[bench]"``).
+``--peer-python`` runs JAX and PyTensor in another interpreter (a virtual environment with
+``pip install -e ".[bench]"``, whose PyTensor pins an older Numba) and fusegraph in this one.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import re  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import suite  # noqa: E402
@@ -32,11 +33,14 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 START, END = "<!-- suite:start -->", "<!-- suite:end -->"
 
 
-def header(plan: str) -> str:
+def header(plan: str, peer_python: str | None) -> str:
     cpu = platform.processor() or platform.machine()
+    peers = ""
+    if peer_python:
+        peers = f"; JAX and PyTensor in another interpreter: {suite.versions(peer_python)}"
     return (
         f"Suite run `{plan}`, {datetime.date.today()}: {os.cpu_count()} cores ({cpu}), "
-        f"Python {platform.python_version()}, NumPy {np.__version__}, Numba {numba.__version__}. "
+        f"Python {platform.python_version()}, {suite.versions()}{peers}. "
         "BLAS on one thread. Medians; ratios > 1 are slower than NumPy / than the interpreted "
         "`py` backend.\n"
     )
@@ -84,11 +88,14 @@ def main(argv=None) -> None:
     group.add_argument("--smoke", action="store_const", dest="plan", const="smoke")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     parser.add_argument("--chart", metavar="PNG", help="save a bar chart of the ratios")
+    parser.add_argument(
+        "--peer-python", metavar="PYTHON", help="run JAX and PyTensor in this interpreter"
+    )
     args = parser.parse_args(argv)
     plan = args.plan or "quick"
     print(f"running the {plan} benchmark suite (progress on stderr)", file=sys.stderr)
-    results = suite.run(plan)
-    text = header(plan) + suite.table(results)
+    results = suite.run(plan, args.peer_python)
+    text = header(plan, args.peer_python) + suite.table(results)
     print(text)
     if args.write:
         write_results(text)

@@ -1,14 +1,27 @@
 """The benchmark suite runs every workload once at tiny size (so that it cannot rot): each
 variant's result passed its check against NumPy, and the table shows every workload."""
 
+import importlib.util
+import sys
+
 import numpy as np
+import pytest
 
 from benchmarks import suite
 
+# PyTensor's C mode, installed from PyPI, warns that it found no BLAS to link to.
+pytestmark = pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS:UserWarning")
 
-def test_smoke_run_covers_every_workload_and_variant():
-    results = suite.run("smoke")
-    names = [r.workload for r in results]
+
+@pytest.fixture(scope="module")
+def smoke():
+    """The smoke run, its peers (if installed) measured in another process, as with
+    ``--peer-python``."""
+    return suite.run("smoke", peer_python=sys.executable)
+
+
+def test_smoke_run_covers_every_workload_and_variant(smoke):
+    names = [r.workload for r in smoke]
     assert [n.split(",")[0].split(" SGD")[0] for n in names[:4]] == [
         "fused elementwise",
         "logistic regression cost + gradient",
@@ -16,16 +29,25 @@ def test_smoke_run_covers_every_workload_and_variant():
         "call overhead",
     ]
     assert sum(n.startswith("compile") for n in names) == 4
-    for r in results[:4]:
+    for r in smoke[:4]:
         assert {"fusegraph numba", "fusegraph py", "NumPy"} <= set(r.seconds)
         assert all(t > 0 for t in r.seconds.values())
-    for r in results[4:]:
-        parts = r.seconds
-        assert parts["total"] > 0
-        assert np.isclose(parts["imports"] + parts["rewrite"] + parts["codegen"] + parts["numba"],
+    for r in smoke[4:]:
+        parts = r.parts["fusegraph numba"]
+        assert parts["total"] == r.seconds["fusegraph numba"] > 0
+        assert np.isclose(parts["imports"] + parts["rewrite"] + parts["codegen"] + parts["compile"],
                           parts["total"])  # fmt: skip
-    text = suite.table(results)
+    text = suite.table(smoke)
     assert all(f"### {n}" in text for n in names) and "/ fusegraph py" in text
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("pytensor"), reason="PyTensor is not installed")
+def test_pytensor_is_a_peer_in_every_workload_in_both_modes(smoke):
+    for r in smoke:
+        assert set(suite.PYTENSOR) <= set(r.seconds), r.workload
+    assert {"PyTensor C, trust_input", "PyTensor NUMBA, trust_input"} <= set(smoke[3].seconds)
+    for r in smoke[4:]:
+        assert all(r.parts[name]["compile"] > 0 for name in suite.PYTENSOR)
 
 
 def test_mlp_reference_step_matches_finite_differences():
