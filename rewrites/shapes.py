@@ -112,11 +112,13 @@ def shape_entries(vec: Variable, length: int) -> tuple:
     if name == "Shape":
         return dims(node.inputs[0])
     if name == "MakeVector":
-        return tuple(_scalar_dim(s) for s in node.inputs)
+        return tuple(scalar_dim(s) for s in node.inputs)
     return (None,) * length
 
 
-def _scalar_dim(s: Variable):
+def scalar_dim(s: Variable):
+    """The dim a 0-d integer stands for: its value if constant, the symbol of ``x.shape[i]``
+    where it is one (``ShapeI`` or an index into ``Shape``), else None."""
     if isinstance(s, Constant):
         return int(s.data)
     node = s.owner

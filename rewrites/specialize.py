@@ -23,17 +23,15 @@ The gradient of ``categorical_crossentropy(softmax(x), t)`` with respect to ``x`
 
 from __future__ import annotations
 
-import numpy as np
-
 from fusegraph import ops
-from fusegraph.graph import Constant, Variable
+from fusegraph.graph import Variable
 from fusegraph.ops.creation import ARange
 from fusegraph.ops.linalg import Dot, MatMul, TensorDot
 from fusegraph.ops.nn import CrossentropySoftmax1HotDx, Softmax
 from fusegraph.ops.reduction import Reduce
-from fusegraph.ops.shape import BroadcastTo, DimShuffle, ShapeI
+from fusegraph.ops.shape import BroadcastTo, DimShuffle
 from fusegraph.rewrites.engine import Const, Pattern, RuleSet, elemwise
-from fusegraph.rewrites.shapes import dims
+from fusegraph.rewrites.shapes import dims, scalar_dim
 from fusegraph.rewrites.stabilize import fit, scalar_name
 from fusegraph.types import is_float, is_int
 
@@ -198,7 +196,7 @@ def _one_hot_where(w: Variable, sm: Variable):
         if node is None or shuffle is None or not isinstance(node.op, ARange):
             continue
         start, stop, step = node.inputs
-        if not (_is_zero(start) and _is_value(step, 1) and _counts_last_dim(stop, sm)):
+        if not (_is_zero(start) and Const(1).match(step, {}) and scalar_dim(stop) == dims(sm)[-1]):
             continue
         order = tuple(range(w.ndim - 1)) + ("x",)
         if isinstance(shuffle.op, DimShuffle) and shuffle.op.new_order == order:
@@ -207,22 +205,7 @@ def _one_hot_where(w: Variable, sm: Variable):
 
 
 def _is_zero(v: Variable) -> bool:
-    return _is_value(v, 0)
-
-
-def _is_value(v: Variable, value) -> bool:
-    return isinstance(v, Constant) and v.data.size > 0 and bool(np.all(v.data == value))
-
-
-def _counts_last_dim(stop: Variable, x: Variable) -> bool:
-    """Whether ``stop`` is provably the length of ``x``'s last axis."""
-    last = dims(x)[-1]
-    if isinstance(stop, Constant):
-        return stop.data.ndim == 0 and int(stop.data) == last
-    node = stop.owner
-    return (
-        node is not None and isinstance(node.op, ShapeI) and dims(node.inputs[0])[node.op.i] == last
-    )
+    return Const(0).match(v, {})
 
 
 @specialize.rule(elemwise("sub", "w", elemwise("mul", "a", "b")))
