@@ -349,10 +349,14 @@ class Function:
             params = ", ".join(f"{n}=_MISSING" for n in names)
             call = f"_run({', '.join(names + shared)})"
             slow = f"_slow(({''.join(f'{n}, ' for n in names)}), {{}})"
+            guard = ""
         else:  # keywords are looked up by _call
             params = "*_args, **_kwargs"
-            call = f"_run({', '.join(['*_args'] + shared)}) if not _kwargs else _keywords()"
+            call = f"_run({', '.join(['*_args'] + shared)})"
             slow = "_slow(_args, _kwargs)"
+            guard = f"""
+                if _kwargs:
+                    return {slow}"""
         if not self._update_targets:
             result = "_result" if self._bare else "list(_result[:_n_out])"
             body = f"""
@@ -377,7 +381,6 @@ class Function:
                 return {result}"""
         namespace = {
             "_MISSING": _MISSING,
-            "_keywords": _keywords_given,
             "_run": self._run,
             "_slow": self._call,
             "_shared": self._shared,
@@ -385,7 +388,8 @@ class Function:
             "_lock": self._lock,
             "_n_out": self._n_outputs,
         }
-        exec(f"def __call__({params}):{textwrap.indent(textwrap.dedent(body), '    ')}", namespace)
+        code = textwrap.indent(textwrap.dedent(guard + body), "    ")
+        exec(f"def __call__({params}):{code}", namespace)
         call = namespace["__call__"]
         call.__qualname__ = self._label  # Python's own errors (an unknown keyword) name it
         return staticmethod(call)  # it needs no ``self``: Python's counts are the user's
@@ -492,7 +496,3 @@ def _plain_name(name: str) -> bool:
     """Whether an input name can be a parameter of the generated ``__call__``."""
     reserved = keyword.iskeyword(name) or hasattr(builtins, name)
     return name.isidentifier() and not name.startswith("_") and not reserved
-
-
-def _keywords_given():
-    raise TypeError("keyword arguments")  # sends the call to the full path, which binds them
