@@ -20,7 +20,7 @@ import numpy as np
 from fusegraph.graph import Variable, as_tensor
 from fusegraph.ops.elemwise import add, cast, mul, sub
 from fusegraph.ops.indexing import getitem
-from fusegraph.ops.random import RandomVariable, state_array
+from fusegraph.ops.random import KINDS, VECTOR_PARAMS, RandomVariable, state_array
 from fusegraph.ops.shape import as_shape_vector, broadcast_to, shape, shape_i
 from fusegraph.shared import shared
 from fusegraph.types import is_int
@@ -110,8 +110,12 @@ class RandomStream:
     # ---------------------------------------------------------------- helpers
 
     def _draw(self, kind, size, params, replace=True) -> Variable:
-        if kind != "weighted_choice":  # the kernels read parameters 0-d or of the draw's shape
-            params = tuple(p if p.ndim == 0 else broadcast_to(p, size) for p in params)
+        # the kernels read parameters 0-d, of the draw's shape, or vectors of their own
+        names = KINDS[kind][0]
+        params = tuple(
+            p if p.ndim == 0 or (kind, name) in VECTOR_PARAMS else broadcast_to(p, size)
+            for name, p in zip(names, params)
+        )
         state = shared(state_array(self._seed_sequence.spawn(1)[0]), f"rng{len(self.states)}")
         self.states.append(state)
         new_state, value = RandomVariable(kind, replace)(state, size, *params)

@@ -38,6 +38,9 @@ KINDS = {
     "weighted_choice": (("n", "p"), "int64"),  # indices into range(n) with probabilities p
     "permutation": (("n",), "int64"),  # a permutation of range(n); size is [n]
 }
+#: The parameters that are vectors of their own length (one probability per element of the
+#: population), not 0-d or of the draw's shape.
+VECTOR_PARAMS = {("weighted_choice", "p")}
 
 
 def state_array(seed) -> np.ndarray:
@@ -88,7 +91,7 @@ class RandomVariable(Op):
         shape = _target_entries(self, size)
         params = [as_tensor(p) for p in params]
         for name, p in zip(names, params):
-            ndims = (1,) if (self.kind, name) == ("weighted_choice", "p") else (0, len(shape))
+            ndims = (1,) if (self.kind, name) in VECTOR_PARAMS else (0, len(shape))
             if not (is_int(p.dtype) or is_float(p.dtype)) or p.ndim not in ndims:
                 raise TypeError(
                     f"{self}: parameter {name} must be a number with {' or '.join(map(str, ndims))}"
@@ -127,4 +130,4 @@ class RandomVariable(Op):
         return [None, None] + [NullGrad(reason)] * (len(inputs) - 2)
 
 
-__all__ = ["KINDS", "STATE_WORDS", "RandomVariable", "generator", "state_array"]
+__all__ = ["KINDS", "STATE_WORDS", "VECTOR_PARAMS", "RandomVariable", "generator", "state_array"]

@@ -31,9 +31,9 @@ def _random_variable(op, in_types, out_types, name):
     _new(code, "out", dims, out.dtype)
     code("flat = out.reshape(out.size)")
     params = []
-    for k in range(2, len(in_types)):
-        weights = op.kind == "weighted_choice" and k == 3  # a vector of the population's size
-        if 0 < in_types[k].ndim == out.ndim and not weights:
+    for k, pname in enumerate(random.KINDS[op.kind][0], start=2):
+        vector = (op.kind, pname) in random.VECTOR_PARAMS
+        if 0 < in_types[k].ndim == out.ndim and not vector:
             _raise(code, f"i{k}.shape != out.shape", "ValueError", "shape mismatch in a parameter")
         params.append(f"p{k}")
         code(f"p{k} = i{k}.flatten()")
