@@ -129,6 +129,22 @@ def binary_crossentropy(output, target):
     return ew.neg(ew.add(hit, miss))
 
 
+def _check_classes(true, k):
+    """IndexError unless every class index in ``true`` is in ``[0, k)``."""
+    bad = (true < 0) | (true >= k)
+    if np.any(bad):
+        raise IndexError(f"class index {true[bad][0]} is out of range for {k} classes")
+
+
+def _one_hot(true, dist):
+    """``arange(k) == true[..., None]`` for the ``k`` classes of ``dist``'s last axis: the
+    differentiable one-hot of the class indices, as a graph."""
+    from fusegraph import ops
+
+    k = ops.shape_i(dist, dist.ndim - 1)
+    return ew.eq(ops.arange(k), ops.expand_dims(true, -1))
+
+
 @dataclass(frozen=True)
 class CrossentropyCategorical1Hot(Op):
     """``-log(coding_dist[..., true_dist[...]])``: the cross-entropy of each row of
@@ -164,10 +180,7 @@ class CrossentropyCategorical1Hot(Op):
                 f"coding_dist of shape {coding.shape} needs true_dist of shape "
                 f"{coding.shape[:-1]}, got {true.shape}"
             )
-        k = coding.shape[-1]
-        bad = (true < 0) | (true >= k)
-        if np.any(bad):
-            raise IndexError(f"class index {true[bad][0]} is out of range for {k} classes")
+        _check_classes(true, coding.shape[-1])
         picked = np.take_along_axis(coding, true.astype(np.intp)[..., None], axis=-1)[..., 0]
         picked = picked.astype(float_dtype(coding.dtype.name), copy=False)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -182,8 +195,7 @@ class CrossentropyCategorical1Hot(Op):
         (coding, true), (g,) = inputs, grads
         if not is_float(coding.dtype):
             return [None, None]
-        k = ops.shape_i(coding, coding.ndim - 1)
-        hot = ew.eq(ops.arange(k), ops.expand_dims(true, -1))
+        hot = _one_hot(true, coding)
         if self.log_input:
             return [ew.where(hot, ew.neg(ops.expand_dims(g, -1)), 0), None]
         # Divide by 1 off the true class: p may be 0 there, and 0/0 would not be wanted.
@@ -228,9 +240,7 @@ class CrossentropySoftmax1HotDx(Op):
 
     def impl(self, dy, sm, true):
         k = sm.shape[-1]
-        bad = (true < 0) | (true >= k)
-        if np.any(bad):
-            raise IndexError(f"class index {true[bad][0]} is out of range for {k} classes")
+        _check_classes(true, k)
         dtype = np.result_type(dy.dtype, sm.dtype)
         hot = np.arange(k) == true[..., None]
         return np.asarray(np.asarray(dy, dtype)[..., None] * (sm.astype(dtype) - hot), dtype)
@@ -242,8 +252,7 @@ class CrossentropySoftmax1HotDx(Op):
         from fusegraph.ops.grad_ops import sum_to
 
         (dy, sm, true), (g,) = inputs, grads
-        k = ops.shape_i(sm, sm.ndim - 1)
-        hot = ew.eq(ops.arange(k), ops.expand_dims(true, -1))
+        hot = _one_hot(true, sm)
         g_dy = sum(ew.mul(g, ew.sub(sm, hot)), axis=-1)
         g_sm = ew.mul(g, ops.expand_dims(dy, -1))
         return [
