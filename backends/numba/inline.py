@@ -3,9 +3,10 @@
 Numba compiles each dispatcher through its whole pipeline and links its machine code into
 every caller, and its own ``inline="always"`` copies the callee's IR (twice) at each call
 site; both cost more than the kernel's code itself for the small kernels most nodes get. So
-the module generator writes a kernel that one node runs straight into the calling function:
-its locals renamed with the node's prefix, its parameters replaced by the argument names
-and its final ``return`` turned into the assignment of the node's outputs.
+the module generator writes a kernel that one node runs, or a small one (``is_small``) at
+every node that runs it, straight into the calling function: its locals renamed with the
+node's prefix, its parameters replaced by the argument names and its final ``return``
+turned into the assignment of the node's outputs.
 """
 
 from __future__ import annotations
