@@ -11,7 +11,7 @@ njit function with explicit loops, NumPy's broadcasting and the scalar code of `
 # 2. Main mode (every output has the loop shape): outputs are fresh C-contiguous arrays.
 #    - Fast path, when every input that is not statically of size 1 is C-contiguous with the
 #      loop's size (so, its dims being the loop's, with its shape): one flat loop over
-#      ``reshape``d 1-d views, which LLVM vectorises. Statically size-1 inputs are read once.
+#      1-d views (``flat_view``), which LLVM vectorises. Statically size-1 inputs are read once.
 #      A fused reduction over trailing axes runs as outer x inner loops with a scalar
 #      accumulator; over leading axes as reduced x kept loops accumulating into the kept row
 #      (vectorisable without reassociation); other axis sets take the general path.
@@ -64,11 +64,9 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
-from numba.np.arrayobj import make_array, populate_array
 
-from fusegraph.backends.numba import scalar_code, vecmath
+from fusegraph.backends.numba import arrays, scalar_code, vecmath
 from fusegraph.backends.numba.cache import ENTRY_DECORATOR, KERNEL_DECORATOR
 from fusegraph.backends.numba.scalar_code import (
     cast_expr,
@@ -111,32 +109,6 @@ _FREE = re.compile(r"\b(?:[fgiorx]\d+|m\d+_\d+|n\d+|size|nkept|nred)\b")
 
 #: Changes whenever this file does (embedded in kernels next to the other hashes).
 SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-
-
-@intrinsic
-def flat_view(typingctx, arr):
-    """The 1-d C-layout view of a C-contiguous array of any static layout (Numba types
-    ``reshape`` out for non-C layouts); the caller checks contiguity at run time."""
-    if not isinstance(arr, types.Array):
-        return None
-    ret = arr.copy(ndim=1, layout="C")
-
-    def codegen(context, builder, sig, args):
-        ary = make_array(sig.args[0])(context, builder, args[0])
-        out = make_array(sig.return_type)(context, builder)
-        itemsize = ary.itemsize
-        populate_array(
-            out,
-            data=ary.data,
-            shape=[ary.nitems],
-            strides=[itemsize],
-            itemsize=itemsize,
-            meminfo=ary.meminfo,
-            parent=ary.parent,
-        )
-        return impl_ret_borrowed(context, builder, sig.return_type, out._getvalue())
-
-    return ret(arr), codegen
 
 
 @intrinsic
@@ -189,13 +161,13 @@ block_sum_f64 = _block_sum(np.float64)
 block_sum_f32 = _block_sum(np.float32)
 
 
-#: The import lines a module of kernels needs (scalar_code's, ``flat_view``, ``num_threads``
-#: and the block sums).
+#: The import lines a module of kernels needs (scalar_code's, ``num_threads``, the block sums
+#: and the array intrinsics).
 IMPORTS = (
     "import numba\n"
     + scalar_code.IMPORTS
-    + "from fusegraph.backends.numba.loops import block_sum_f32, block_sum_f64, flat_view, "
-    + "num_threads\n"
+    + "from fusegraph.backends.numba.loops import block_sum_f32, block_sum_f64, num_threads\n"
+    + arrays.IMPORTS
 )
 
 
@@ -530,7 +502,7 @@ class _Kernel:
 
     def block_buffer(self) -> str:
         """The buffer of a block of the reduced values (``blocked``)."""
-        return f"tb = np.empty({_RED_BLOCK}, {np_dtype(self.value_dtype(self.red.output))})"
+        return f"tb = empty_c({_RED_BLOCK}, {np_dtype(self.value_dtype(self.red.output))})"
 
     def blocked(self, n, outs, row, load, trig, acc) -> list:
         """The innermost loop (``n`` long) of a reduction along it, in blocks: the loop
@@ -758,11 +730,11 @@ class _Kernel:
         dims = [f"n{a}" for a in range(self.ndim)]
         dt = np_dtype(self.out_types[k].dtype)
         if not self.is_red(k):
-            return [f"o{k} = np.empty({_tuple(dims) if dims else '()'}, {dt})"]
+            return [f"o{k} = empty_c({_tuple(dims) if dims else '()'}, {dt})"]
         kd = ["1" if a in self.red.axis else dims[a] for a in range(self.ndim)]
         lines = [
             f"nred = {_prod(dims[a] for a in self.red.axis)}",
-            f"r{k} = np.empty({_tuple(kd) if kd else '()'}, {dt})",
+            f"r{k} = empty_c({_tuple(kd) if kd else '()'}, {dt})",
             *(self.fill(k) if kd else [f"r{k}[()] = {self.init()}"]),
         ]
         if self.red.kind in ("max", "min"):
@@ -788,14 +760,14 @@ class _Kernel:
         if self.red.kind == "mean":
             n = np_dtype(dt)
             lines += [
-                f"rf{k} = r{k}.reshape(r{k}.size)",
+                f"rf{k} = flat_view(r{k})",
                 f"for p in range(r{k}.size):",
                 f"{_IND}rf{k}[p] = {n}(rf{k}[p] / {n}(nred))",
             ]
         if self.red.keepdims:
             return lines + [f"o{k} = r{k}"]
         kept = [f"n{a}" for a in range(self.ndim) if a not in self.red.axis]
-        return lines + [f"o{k} = r{k}.reshape({_tuple(kept) if kept else '()'})"]
+        return lines + [f"o{k} = c_view(r{k}, {_tuple(kept) if kept else '()'})"]
 
     def helper(self, loop, trig) -> str:
         """Make ``loop`` (prange loops) the body of a parallel helper function and return
@@ -833,9 +805,9 @@ class _Kernel:
             fast = [f"f{i} = flat_view(i{i})" for i in range(self.nin) if not self.hoisted[i]]
             for k in outs:
                 if self.is_red(k):
-                    fast.append(f"g{k} = r{k}.reshape(r{k}.size)")
+                    fast.append(f"g{k} = flat_view(r{k})")
                 else:
-                    fast.append(f"g{k} = o{k}.reshape(size)")
+                    fast.append(f"g{k} = flat_view(o{k})")
             if self.red is not None:
                 fast.append(f"nkept = r{self.red.output}.size")
             serial = self.fast_loop("vec" if trig else "none")
@@ -923,7 +895,6 @@ __all__ = [
     "PARALLEL_MIN_SIZE",
     "SOURCE_HASH",
     "as_fused",
-    "flat_view",
     "num_threads",
     "kernel_source",
     "module_source",

@@ -167,7 +167,7 @@ def test_dot_transposed_operand_is_not_copied():
     dot = kernel(linalg.Dot(), x.T, b)
     _same(dot(mod.t(x), b), np.dot(x.T, b), False)
     layouts = {sig[0].layout for sig in dot.signatures}
-    assert "F" in layouts  # typed F: np.dot passes it to gemm with a transpose flag
+    assert "F" in layouts  # typed F: blas_dot passes it to gemm with a transpose flag
 
 
 def test_dot_mixed_and_int_dtypes():

@@ -12,16 +12,17 @@ One module per op family registers its kernels; ``base`` holds the dispatcher an
 # - Results may be views of inputs where NumPy's are (DimShuffle, Subtensor, BroadcastTo,
 #   Reshape of a C-contiguous input); otherwise they are new arrays.
 #
-# dot on transposed operands: Numba's np.dot calls BLAS (gemm/gemv/dot) directly on operands
-# whose Numba type has layout C or F, passing a transpose flag for F. A DimShuffle that
-# transposes a 2-d C array renders as ``x.T``, typed F-layout, so a following Dot calls gemm
-# with transa/transb set and copies nothing. Only operands typed "A" (non-contiguous: strided
-# slices, higher-d transposes) are copied to C first, by ``blas_operand``, explicitly rather
-# than inside np.dot (which would warn NumbaPerformanceWarning) -- as NumPy copies them too.
+# dot on transposed operands: float products call BLAS (gemm/gemv/dot) through ``blas_dot``
+# (``blas.py``), which passes operands whose Numba type has layout C or F as they are, with a
+# transpose flag for F. A DimShuffle that transposes a 2-d C array renders as ``x.T``, typed
+# F-layout, so a following Dot calls gemm with transa/transb set and copies nothing. Only
+# operands typed "A" (non-contiguous: strided slices, higher-d transposes) are copied to C
+# first, as NumPy copies them too.
 # Integer and bool products have no BLAS: they run explicit loops over any layout (no copies),
 # accumulating in int64/uint64 and wrapping to the output dtype as NumPy's loops do.
 
 from fusegraph.backends.numba.kernels import (  # noqa: F401
+    blas,
     indexing,
     linalg,
     random,
@@ -33,17 +34,17 @@ from fusegraph.backends.numba.kernels.base import (
     IMPORTS,
     SUPPORTED,
     as_c,
-    blas_operand,
     kernel_source,
     unsupported,
 )
+from fusegraph.backends.numba.kernels.blas import blas_dot
 
 __all__ = [
     "IMPORTS",
     "SUPPORTED",
     "DECORATOR",
     "kernel_source",
-    "blas_operand",
+    "blas_dot",
     "as_c",
     "unsupported",
 ]

@@ -8,7 +8,7 @@ import functools
 import numpy as np
 from numba.extending import overload
 
-from fusegraph.backends.numba import scalar_code
+from fusegraph.backends.numba import arrays, scalar_code
 from fusegraph.backends.numba.cache import KERNEL_DECORATOR
 from fusegraph.backends.numba.scalar_code import np_dtype
 
@@ -18,30 +18,19 @@ DECORATOR = KERNEL_DECORATOR
 IMPORTS = (
     "import numba\n"
     + scalar_code.IMPORTS
-    + "from fusegraph.backends.numba.kernels import as_c, blas_operand\n"
+    + arrays.IMPORTS
+    + "from fusegraph.backends.numba.kernels import as_c, blas_dot\n"
     + "from fusegraph.backends.numba import rng\n"
 )
 
 
 # ----------------------------------------------------------------------------------------
-# njit helpers used by kernels (resolved on the argument's layout when typing)
-
-
-def blas_operand(a):
-    """``a`` if its layout is C or F (BLAS takes it as is), else a C copy."""
-    return a if a.flags.c_contiguous or a.flags.f_contiguous else np.ascontiguousarray(a)
+# njit helper used by kernels (resolved on the argument's layout when typing)
 
 
 def as_c(a):
     """``a`` if C-contiguous, else a C copy (``reshape`` needs C layout in Numba)."""
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
-@overload(blas_operand)
-def _blas_operand(a):
-    if a.layout in "CF":
-        return lambda a: a
-    return lambda a: np.ascontiguousarray(a)
 
 
 @overload(as_c)
@@ -139,7 +128,7 @@ def _shape_vars(code, arr, prefix, ndim):
 
 
 def _new(code, var, shape, dtype):
-    code(f"{var} = np.empty({_tup(shape)}, dtype={np_dtype(dtype)})")
+    code(f"{var} = empty_c({_tup(shape)}, {np_dtype(dtype)})")
 
 
 def _loops(code, bounds, prefix):

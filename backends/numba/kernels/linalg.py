@@ -31,11 +31,9 @@ def _mul_acc_exprs(dtype):
     return "np.int64(0)", "acc += np.int64(ea) * np.int64(eb)", f"np.{dtype}(acc)"
 
 
-def _float_dot(code, a, b, ta, tb, out):
-    """The BLAS call ``np.dot(a, b)`` for 1-d/2-d float operands (cast or made BLAS-ready)."""
-    ca = f"{a}.astype({np_dtype(out.dtype)})" if ta.dtype != out.dtype else f"blas_operand({a})"
-    cb = f"{b}.astype({np_dtype(out.dtype)})" if tb.dtype != out.dtype else f"blas_operand({b})"
-    return f"np.dot({ca}, {cb})"
+def _blas_operand(a, ta, out):
+    """``a`` as ``blas_dot`` takes it: cast to the product's dtype when it differs."""
+    return f"{a}.astype({np_dtype(out.dtype)})" if ta.dtype != out.dtype else a
 
 
 def _loop_dot(code, out_var, a, b, nda, ndb, dtype):
@@ -58,11 +56,7 @@ def _dot2(code, a, b, ta, tb, out, out_var):
     """``out_var`` (already allocated, shape checked) = dot of 1-d/2-d ``a`` and ``b``."""
     nda, ndb = len(ta.shape), len(tb.shape)
     if out.dtype in ("float32", "float64"):
-        expr = _float_dot(code, a, b, ta, tb, out)
-        if nda == ndb == 1:
-            code(f"{out_var}[()] = {expr}")
-        else:
-            code(expr[:-1] + f", {out_var})")  # np.dot(a, b, out): BLAS writes in place
+        code(f"blas_dot({_blas_operand(a, ta, out)}, {_blas_operand(b, tb, out)}, {out_var})")
     else:
         _loop_dot(code, out_var, a, b, nda, ndb, out.dtype)
 
@@ -82,8 +76,6 @@ def _dot(op, in_types, out_types, name):
         return _tensordot(code, ta, tb, out, (nda - 1,), (max(ndb - 2, 0),), axes_b)
     kb = "i1.shape[0]"
     _raise(code, f"i0.shape[{nda - 1}] != {kb}", "ValueError", "shapes not aligned")
-    # Floats: np.dot(a, b, out) into a fresh array, which compiles in about half the time of
-    # np.dot(a, b) (that wraps the same call in a function of its own, with an np.zeros).
     dims = (["i0.shape[0]"] if nda == 2 else []) + (["i1.shape[1]"] if ndb == 2 else [])
     _new(code, "out", dims, out.dtype)
     _dot2(code, "i0", "i1", ta, tb, out, "out")

@@ -1,0 +1,99 @@
+"""Numba intrinsics on arrays for the generated code: fresh C-contiguous arrays and views of
+them, written straight into the caller's LLVM code. ``np.empty`` and ``reshape`` do the same
+through helpers that Numba compiles once per signature (30-150 ms each, in a cold compile);
+these cost nothing beyond the instructions they emit."""
+
+from __future__ import annotations
+
+from numba import types
+from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic
+from numba.np.arrayobj import _empty_nd_impl, _parse_shape, make_array, populate_array
+
+#: The import line of a generated module that uses them.
+IMPORTS = "from fusegraph.backends.numba.arrays import c_view, empty_c, flat_view\n"
+
+
+@intrinsic
+def empty_c(typingctx, shape, dtype):
+    """``np.empty(shape, dtype)``: a fresh C-contiguous array; ``shape`` is an int or a
+    tuple of ints (a negative one raises ValueError, as NumPy), ``dtype`` a NumPy scalar type
+    such as ``np.float32``."""
+    if isinstance(shape, types.Integer):
+        ndim = 1
+    elif isinstance(shape, types.BaseTuple) and all(isinstance(t, types.Integer) for t in shape):
+        ndim = len(shape)
+    else:
+        return None
+    if not isinstance(dtype, types.NumberClass | types.DType):
+        return None
+    ret = types.Array(dtype.dtype, ndim, "C")
+
+    def codegen(context, builder, sig, args):
+        dims = _parse_shape(context, builder, sig.args[0], args[0])
+        return _empty_nd_impl(context, builder, sig.return_type, dims)._getvalue()
+
+    return ret(shape, dtype), codegen
+
+
+@intrinsic
+def flat_view(typingctx, arr):
+    """The 1-d C-layout view of a C-contiguous array of any static layout (Numba types
+    ``reshape`` out for non-C layouts); the caller checks contiguity at run time."""
+    if not isinstance(arr, types.Array):
+        return None
+    ret = arr.copy(ndim=1, layout="C")
+
+    def codegen(context, builder, sig, args):
+        ary = make_array(sig.args[0])(context, builder, args[0])
+        out = make_array(sig.return_type)(context, builder)
+        itemsize = ary.itemsize
+        populate_array(
+            out,
+            data=ary.data,
+            shape=[ary.nitems],
+            strides=[itemsize],
+            itemsize=itemsize,
+            meminfo=ary.meminfo,
+            parent=ary.parent,
+        )
+        return impl_ret_borrowed(context, builder, sig.return_type, out._getvalue())
+
+    return ret(arr), codegen
+
+
+@intrinsic
+def c_view(typingctx, arr, shape):
+    """The C-layout view of shape ``shape`` (a tuple of ints) of a C-contiguous array of as
+    many elements: ``reshape`` without its checks, whose helper Numba compiles per
+    signature; the caller guarantees both."""
+    if not isinstance(arr, types.Array) or not isinstance(shape, types.BaseTuple):
+        return None
+    if not all(isinstance(t, types.Integer) for t in shape):
+        return None
+    ret = arr.copy(ndim=len(shape), layout="C")
+
+    def codegen(context, builder, sig, args):
+        ary = make_array(sig.args[0])(context, builder, args[0])
+        out = make_array(sig.return_type)(context, builder)
+        dims = [
+            context.cast(builder, d, t, types.intp)
+            for d, t in zip(cgutils.unpack_tuple(builder, args[1]), sig.args[1])
+        ]
+        strides, stride = [], ary.itemsize
+        for d in reversed(dims):
+            strides.insert(0, stride)
+            stride = builder.mul(stride, d)
+        populate_array(
+            out,
+            data=ary.data,
+            shape=dims,
+            strides=strides,
+            itemsize=ary.itemsize,
+            meminfo=ary.meminfo,
+            parent=ary.parent,
+        )
+        return impl_ret_borrowed(context, builder, sig.return_type, out._getvalue())
+
+    return ret(arr, shape), codegen
