@@ -1,0 +1,36 @@
+"""The array intrinsics of generated code (``backends/numba/arrays.py``) against NumPy."""
+
+import numba
+import numpy as np
+import pytest
+
+from fusegraph.backends.numba.arrays import c_view, empty_c, flat_view
+
+
+@numba.njit
+def _shapes(n, m):
+    a = empty_c((n, m), np.float32)
+    flat = flat_view(a)
+    for i in range(flat.shape[0]):
+        flat[i] = i
+    b = empty_c(n, np.bool_)
+    b[:] = True
+    c = empty_c((), np.int64)
+    c[()] = 7
+    return a, c_view(a, (m, n)), b, c, c_view(c, ()), c_view(flat, (np.int32(1), n * m))
+
+
+def test_empty_c_and_views_match_numpy():
+    a, t, b, c, c0, row = _shapes(2, 3)
+    want = np.arange(6, dtype="float32").reshape(2, 3)
+    np.testing.assert_array_equal(a, want)
+    assert a.dtype == "float32" and a.flags.c_contiguous
+    np.testing.assert_array_equal(t, want.reshape(3, 2))
+    assert t.strides == (8, 4) and np.shares_memory(t, a)
+    assert b.dtype == bool and b.tolist() == [True, True]
+    assert c.shape == c0.shape == () and c0[()] == 7 and c.dtype == "int64"
+    np.testing.assert_array_equal(row, want.reshape(1, 6))
+    empty = _shapes(0, 3)
+    assert empty[0].shape == (0, 3) and empty[1].shape == (3, 0)
+    with pytest.raises(ValueError, match="negative dimensions"):
+        _shapes(-1, 3)
