@@ -43,24 +43,12 @@ def flat_view(typingctx, arr):
     ``reshape`` out for non-C layouts); the caller checks contiguity at run time."""
     if not isinstance(arr, types.Array):
         return None
-    ret = arr.copy(ndim=1, layout="C")
 
     def codegen(context, builder, sig, args):
         ary = make_array(sig.args[0])(context, builder, args[0])
-        out = make_array(sig.return_type)(context, builder)
-        itemsize = ary.itemsize
-        populate_array(
-            out,
-            data=ary.data,
-            shape=[ary.nitems],
-            strides=[itemsize],
-            itemsize=itemsize,
-            meminfo=ary.meminfo,
-            parent=ary.parent,
-        )
-        return impl_ret_borrowed(context, builder, sig.return_type, out._getvalue())
+        return _view(context, builder, sig.return_type, ary, [ary.nitems])
 
-    return ret(arr), codegen
+    return arr.copy(ndim=1, layout="C")(arr), codegen
 
 
 @intrinsic
@@ -72,28 +60,32 @@ def c_view(typingctx, arr, shape):
         return None
     if not all(isinstance(t, types.Integer) for t in shape):
         return None
-    ret = arr.copy(ndim=len(shape), layout="C")
 
     def codegen(context, builder, sig, args):
         ary = make_array(sig.args[0])(context, builder, args[0])
-        out = make_array(sig.return_type)(context, builder)
         dims = [
             context.cast(builder, d, t, types.intp)
             for d, t in zip(cgutils.unpack_tuple(builder, args[1]), sig.args[1])
         ]
-        strides, stride = [], ary.itemsize
-        for d in reversed(dims):
-            strides.insert(0, stride)
-            stride = builder.mul(stride, d)
-        populate_array(
-            out,
-            data=ary.data,
-            shape=dims,
-            strides=strides,
-            itemsize=ary.itemsize,
-            meminfo=ary.meminfo,
-            parent=ary.parent,
-        )
-        return impl_ret_borrowed(context, builder, sig.return_type, out._getvalue())
+        return _view(context, builder, sig.return_type, ary, dims)
 
-    return ret(arr, shape), codegen
+    return arr.copy(ndim=len(shape), layout="C")(arr, shape), codegen
+
+
+def _view(context, builder, view_type, ary, dims):
+    """A C-contiguous view of ``dims`` sharing the data (and the owner) of ``ary``."""
+    out = make_array(view_type)(context, builder)
+    strides, stride = [], ary.itemsize
+    for d in reversed(dims):
+        strides.insert(0, stride)
+        stride = builder.mul(stride, d)
+    populate_array(
+        out,
+        data=ary.data,
+        shape=dims,
+        strides=strides,
+        itemsize=ary.itemsize,
+        meminfo=ary.meminfo,
+        parent=ary.parent,
+    )
+    return impl_ret_borrowed(context, builder, view_type, out._getvalue())

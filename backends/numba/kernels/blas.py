@@ -33,8 +33,8 @@ _C_INT_MAX = 2**31 - 1
 
 @intrinsic
 def blas_dot(typingctx, a, b, out):
-    arrays = (a, b, out)
-    if not all(isinstance(t, types.Array) for t in arrays):
+    """``out[...] = a @ b`` through BLAS (see the module docstring); returns None."""
+    if not all(isinstance(t, types.Array) for t in (a, b, out)):
         return None
     if a.dtype not in (types.float32, types.float64) or not a.dtype == b.dtype == out.dtype:
         return None
