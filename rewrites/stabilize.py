@@ -475,14 +475,37 @@ def _times_broadcast(term: Variable, e: Variable):
     return ops.mul(g, softmax)
 
 
+def _factors(v: Variable, depth: int = 4):
+    """``(c, rest)`` pairs with ``v = c * rest`` (``rest`` None for 1) and ``c`` a value that
+    may underflow, found through products and negations up to ``depth`` levels."""
+    if _may_underflow(v):
+        yield v, None
+    name = scalar_name(v)
+    if depth == 0 or name not in ("mul", "neg"):
+        return
+    args = v.owner.inputs
+    if name == "neg":
+        for c, rest in _factors(args[0], depth - 1):
+            if rest is not None:  # (a bare -c is left alone)
+                yield c, ops.neg(rest)
+        return
+    for k, arg in enumerate(args):
+        other = args[1 - k]
+        for c, rest in _factors(arg, depth - 1):
+            yield c, other if rest is None else ops.mul(rest, other)
+
+
 @stabilize.rule(elemwise("mul", "a", "b"))
 def mul_cancels_division(node, a, b):
     """``(g / c) * c`` → ``g`` for ``c`` a sigmoid, exp or softmax, also through sums and
-    products (and ``exp`` ratios, see ``_quotient``): gradients compute ``inf * 0`` there
-    where ``c`` underflows; the cancelled form is the limit."""
-    for term, c in ((a, b), (b, a)):
-        if _may_underflow(c) and not isinstance(term, Constant):
+    products (and ``exp`` ratios, see ``_quotient``), and with ``c`` a factor of the other
+    operand (``(g / c) * (h * c)`` → ``g * h``, as second derivatives have it): gradients
+    compute ``inf * 0`` there where ``c`` underflows; the cancelled form is the limit."""
+    for term, other in ((a, b), (b, a)):
+        if isinstance(term, Constant):
+            continue
+        for c, rest in _factors(other):
             new = _times(term, c, [_CANCEL_BUDGET])
             if new is not None:
-                return fit(new, node.outputs[0])
+                return fit(new if rest is None else ops.mul(new, rest), node.outputs[0])
     return None

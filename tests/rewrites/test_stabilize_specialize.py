@@ -149,6 +149,12 @@ def _cases():
             "(-y + t * sigmoid(x)) * 2.0",
             [xy[0] + (arr(5),)],
         ),
+        "mul_cancels_division/factor": (
+            [x5, y5, t],
+            y5 / fg.sigmoid(x5) * -(t * fg.sigmoid(x5)),
+            "y * -t",
+            [xy[0] + (arr(5),)],
+        ),
         "mul_cancels_division/sigmoid_exp": (
             [x, y],
             y * fg.sigmoid(-x) * fg.exp(x),
@@ -373,6 +379,20 @@ def test_binary_crossentropy_of_sigmoid_gradient_is_finite():
     got = _run([z, t], g, Z_EDGE, T_EDGE)
     want = [float(_mp_sigmoid(mpmath.mpf(a)) - b) for a, b in zip(Z_EDGE, T_EDGE)]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
+
+
+def test_binary_crossentropy_of_sigmoid_second_derivative_is_finite():
+    # d2/dz2 of the loss is sigmoid(z) * sigmoid(-z) whatever t: the second derivative
+    # divides by sigmoid(z) and by sigmoid(-z) inside products that hold them as factors
+    z, t = fg.vector("z"), fg.vector("t")
+    cost = fg.binary_crossentropy(fg.sigmoid(z), t).sum()
+    h = fg.grad(fg.grad(cost, z).sum(), z)
+    assert "/" not in fg.pprint(rewritten(h))
+    values = np.array([-1e3, -800.0, -40.0, -1.0, 0.0, 2.0, 40.0, 800.0, 1e3])
+    want = [float(_mp_sigmoid(mpmath.mpf(v)) * _mp_sigmoid(-mpmath.mpf(v))) for v in values]
+    got = _run([z, t], h, values, np.ones_like(values))
+    # to rounding: the derivative sums terms of order 1 whose sum is sigmoid(z)*sigmoid(-z)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
 
 
 def test_binary_crossentropy_gradient_static_shape_float32():
