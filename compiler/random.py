@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from fusegraph.graph import Variable, as_tensor
-from fusegraph.ops.elemwise import add, cast, mul, sub
+from fusegraph.ops.checks import check_parameter
+from fusegraph.ops.elemwise import add, cast, ge, mul, sub
 from fusegraph.ops.indexing import getitem
 from fusegraph.ops.random import KINDS, VECTOR_PARAMS, RandomVariable, state_array
 from fusegraph.ops.shape import as_shape_vector, broadcast_to, shape, shape_i
@@ -56,8 +57,9 @@ class RandomStream:
 
     def normal(self, loc=0.0, scale=1.0, size=None, dtype="float64"):
         """Draws from the normal distribution with mean ``loc`` and standard deviation
-        ``scale``."""
+        ``scale`` (ValueError when run with a negative ``scale``, as NumPy)."""
         loc, scale = _float(loc), _float(scale)
+        scale = check_parameter(scale, ge(scale, 0.0), "normal: scale < 0")
         z = self._draw("normal", self._size(size, "normal", loc, scale), ())
         return cast(add(loc, mul(scale, z)), dtype)
 

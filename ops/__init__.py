@@ -1,6 +1,7 @@
 """The op catalogue. Each module holds one op family: its classes (type rule, NumPy
 ``impl``) and the public functions that build its nodes."""
 
+from fusegraph.ops import checks as _checks
 from fusegraph.ops import creation as _creation
 from fusegraph.ops import elemwise as _elemwise
 from fusegraph.ops import grad_ops as _grad_ops
@@ -9,6 +10,7 @@ from fusegraph.ops import linalg as _linalg
 from fusegraph.ops import nn as _nn
 from fusegraph.ops import reduction as _reduction
 from fusegraph.ops import shape as _shape
+from fusegraph.ops.checks import *  # noqa: F403
 from fusegraph.ops.creation import *  # noqa: F403
 from fusegraph.ops.elemwise import *  # noqa: F403
 from fusegraph.ops.grad_ops import *  # noqa: F403
@@ -19,6 +21,7 @@ from fusegraph.ops.reduction import *  # noqa: F403
 from fusegraph.ops.shape import *  # noqa: F403
 
 __all__ = [
+    *_checks.__all__,
     *_creation.__all__,
     *_elemwise.__all__,
     *_grad_ops.__all__,

@@ -13,6 +13,7 @@ import weakref
 import numpy as np
 
 from fusegraph.graph import Constant, constant, static_value
+from fusegraph.ops.checks import CheckParameterValue
 from fusegraph.ops.creation import Alloc
 from fusegraph.ops.elemwise import Elemwise, add, cast, mul
 from fusegraph.ops.grad_ops import SumTo
@@ -287,6 +288,16 @@ def cast_of_lossless_cast(node, x):
     if not _exact_cast(x.dtype, mid.dtype) or (is_float(mid.dtype) and is_int(out.dtype)):
         return None
     return _checked(node, cast(x, out.dtype))
+
+
+@canonicalize.rule(Pattern(CheckParameterValue))
+def check_that_holds(node):
+    """``check_parameter(x, c) -> x`` when every condition is a constant that holds (a
+    constant that fails stays, to raise when run)."""
+    conditions = node.inputs[1:]
+    if all(isinstance(c, Constant) and bool(np.all(c.data)) for c in conditions):
+        return node.inputs[0]
+    return None
 
 
 # --------------------------------------------------------------------------- dimshuffle

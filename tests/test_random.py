@@ -174,6 +174,13 @@ def test_bad_parameters_raise_naming_the_line(mode):
         f(1.5)
     np.testing.assert_array_equal(srng.states[0].get_value(), state)  # no state advanced
     assert f(1.0).tolist() == [1, 1, 1]
+    s = fg.vector("s")
+    g = fg.function([s], srng.normal(1.0, s), mode=mode)
+    state = srng.states[1].get_value()
+    with pytest.raises(ValueError, match=r"(?s)normal: scale < 0.*test_random.py"):
+        g(np.array([1.0, -0.5]))
+    np.testing.assert_array_equal(srng.states[1].get_value(), state)
+    assert g(np.zeros(2)).tolist() == [1.0, 1.0]  # scale 0 is allowed, as in NumPy
 
 
 def test_njit_takes_and_returns_the_state():

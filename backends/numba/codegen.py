@@ -40,7 +40,7 @@ from fusegraph.backends.numba import inline, kernels, loops
 from fusegraph.backends.numba.cache import ENTRY_DECORATOR, KERNEL_DECORATOR
 from fusegraph.backends.numba.scalar_code import np_dtype
 from fusegraph.graph import Constant, FunctionGraph
-from fusegraph.ops import grad_ops, indexing
+from fusegraph.ops import checks, grad_ops, indexing
 
 #: The global through which ``cache.load_module`` injects the large constants.
 CONSTANTS = "__fusegraph_constants__"
@@ -65,6 +65,7 @@ _VIEW_OPS = (
     _shape.BroadcastTo,
     indexing.Subtensor,
     grad_ops.SumTo,
+    checks.CheckParameterValue,
 )
 
 

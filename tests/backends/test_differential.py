@@ -79,7 +79,7 @@ from fusegraph.ops.fused import FusedElemwise
 from fusegraph.ops.random import RandomVariable
 
 HERE = Path(__file__).resolve().parent
-TABLES = ("elemwise", "shape", "indexing", "linalg", "reduction", "nn", "extra")
+TABLES = ("elemwise", "shape", "indexing", "linalg", "reduction", "nn", "checks", "extra")
 
 FULL = os.environ.get("FUSEGRAPH_DIFF_FULL", "") not in ("", "0")
 #: Rows per batch (the compile time per kernel grows with the module beyond ~50 rows).
@@ -87,11 +87,13 @@ CHUNK = 40
 #: Rows per table also called with C, Fortran-ordered and strided arguments (a fixed
 #: pseudo-random sample of the rows with a 2-d input; all rows when FULL).
 CALL_LAYOUT_ROWS = {
-    "elemwise": 4, "shape": 2, "indexing": 3, "linalg": 2, "reduction": 3, "nn": 1, "extra": 1,
+    "elemwise": 4, "shape": 2, "indexing": 3, "linalg": 2, "reduction": 3, "nn": 1, "checks": 1,
+    "extra": 1,
 }  # fmt: skip
 #: Rows per table also compiled with fully known static shapes (all rows when FULL).
 KNOWN_SHAPES_ROWS = {
-    "elemwise": 10, "shape": 4, "indexing": 4, "linalg": 3, "reduction": 8, "nn": 2, "extra": 1,
+    "elemwise": 10, "shape": 4, "indexing": 4, "linalg": 3, "reduction": 8, "nn": 2, "checks": 1,
+    "extra": 1,
 }  # fmt: skip
 
 # Row id -> why its Numba result differs from the py backend (bugs outside the kernels).

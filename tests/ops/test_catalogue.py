@@ -9,7 +9,7 @@ import fusegraph.ops as ops
 from fusegraph.graph import Op, toposort
 
 HERE = Path(__file__).resolve().parent
-TABLES = ["elemwise", "shape", "indexing", "linalg", "reduction", "nn"]
+TABLES = ["elemwise", "shape", "indexing", "linalg", "reduction", "nn", "checks"]
 
 # Public functions that are not ops of their own: helpers and the gradient-shaping
 # identities (tested in tests/test_gradient.py).

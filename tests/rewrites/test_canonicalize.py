@@ -81,6 +81,15 @@ FIRES = [
     case("add_like_terms-ax+x", [x], x * 2.0 + x, "3.0 * x", [(EDGE,)]),
     case("add_like_terms-negative", [x], -2.0 * x + x * -3.0, "-5.0 * x", [(EDGE,)]),
     case("add_like_terms-float32", [x32], x32 * 2.0 + 0.5 * x32, "2.5 * x32", [(f32(5),)]),
+    # checks
+    case("check_that_holds", [x], fg.check_parameter(x, fg.constant(True), "m"), "x", [(EDGE,)]),
+    case(
+        "check_that_holds-array",
+        [x],
+        fg.check_parameter(x, fg.constant(np.ones((2, 1), bool)), "m"),
+        "x",
+        [(EDGE,)],
+    ),
     # casts
     case("useless_cast", [x], Elemwise(Cast(dtype="float64"))(x), "x", [(EDGE,)]),
     case(
@@ -392,6 +401,14 @@ STAYS = [
     ),
     case("add_like_terms-int", [i], 2 * i + 3 * i, "2 * i + 3 * i", [(I32,)]),
     case("add_like_terms-other", [x, y], 2.0 * x + 3.0 * y, "2.0 * x + 3.0 * y", [(EDGE, EDGE)]),
+    # a condition known only when run stays
+    case(
+        "check_that_holds",
+        [x],
+        fg.check_parameter(x, x > 0, "x <= 0"),
+        "CheckParameterValue{message='x <= 0'}(x, x > 0.0)",
+        [(np.array([1.0, 2.0]),)],
+    ),
     # dtype changes: a real cast stays; lossy and float-to-int chains stay
     case("useless_cast", [x], fg.cast(x, "float32"), "cast{float32}(x)", [(EDGE,)]),
     case(

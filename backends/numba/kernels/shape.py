@@ -1,5 +1,5 @@
 """Kernels of the shape ops and constructors: Shape, ShapeI, MakeVector, Reshape, DimShuffle,
-BroadcastTo, Join, Alloc, ARange, Eye."""
+BroadcastTo, Join, Alloc, ARange, Eye; and CheckParameterValue, which returns its input."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from fusegraph.backends.numba.kernels.base import (
     _tup,
 )
 from fusegraph.backends.numba.scalar_code import cast_expr, np_dtype
-from fusegraph.ops import creation
+from fusegraph.ops import checks, creation
 
 # ``fusegraph.ops.shape`` is also the name of a function re-exported by ``fusegraph.ops``.
 shape = importlib.import_module("fusegraph.ops.shape")
@@ -225,4 +225,15 @@ def _eye(op, in_types, out_types, name):
     with code.loop("i", "max(0, -k), min(n, m - k)"):
         code(f"out[i, i + k] = {np_dtype(op.dtype)}(1)")
     code("return out")
+    return code.text()
+
+
+@_register(checks.CheckParameterValue)
+def _check_parameter_value(op, in_types, out_types, name):
+    code = _Code(name, len(in_types))
+    for k in range(1, len(in_types)):
+        with code.block(f"for ok in i{k}.flat:"):
+            with code.block("if not ok:"):
+                code(f"raise ValueError({op.message!r})")
+    code("return i0")
     return code.text()
