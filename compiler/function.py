@@ -334,9 +334,9 @@ class Function:
         other call raises there and takes ``_call``, which converts, recompiles for a new
         layout or explains. ``__call__`` has the inputs' names as parameters (when they are
         distinct identifiers), so that keyword calls cost nothing extra. With
-        ``trust_input`` and one output, ``__call__`` is the dispatcher itself, one that keeps the
-        GIL and compiles for any argument types (errors then carry the compiled code's
-        short messages)."""
+        ``trust_input`` and one output, ``__call__`` is the dispatcher itself, one that
+        keeps the GIL and compiles for any argument types (errors then carry the compiled
+        code's short messages)."""
         if self.trust_input and self._bare and not self._shared:
             # it specialises on new layouts itself (from Numba's cache when warm)
             call = staticmethod(self._compiled.call)

@@ -43,7 +43,8 @@ class Compiled:
         self.entry = self._module.entry
         # A twin dispatcher of the same function for the Function's calls, which compiles
         # only on request; ``entry`` stays free to specialise for the user's own njit code.
-        # Both share Numba's cache files (same function, same options).
+        # Both share Numba's cache files (same function, same options), except the twin
+        # that keeps the GIL, which has a name and cache files of its own.
         options = {k: v for k, v in self.entry.targetoptions.items() if k != "nopython"}
         func = self.entry.py_func
         if not release_gil:
@@ -76,7 +77,9 @@ def _renamed(func, name):
     """A copy of ``func`` under another name: Numba's cache files are named after the
     function and its index ignores options such as ``nogil``, so a twin compiled with other
     options needs a name of its own."""
-    twin = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
+    twin = types.FunctionType(
+        func.__code__, func.__globals__, name, func.__defaults__, func.__closure__
+    )
     twin.__qualname__ = name
     return twin
 
