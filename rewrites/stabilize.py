@@ -476,8 +476,9 @@ def _times_broadcast(term: Variable, e: Variable):
 
 
 def _factors(v: Variable, depth: int = 4):
-    """``(c, rest)`` pairs with ``v = c * rest`` (``rest`` None for 1) and ``c`` a value that
-    may underflow, found through products and negations up to ``depth`` levels."""
+    """``(c, rest)`` pairs with ``v = c * rest()`` (``rest`` None for 1) and ``c`` a value
+    that may underflow, found through products and negations up to ``depth`` levels;
+    ``rest`` builds its nodes only when called (most candidates cancel nothing)."""
     if _may_underflow(v):
         yield v, None
     name = scalar_name(v)
@@ -487,12 +488,15 @@ def _factors(v: Variable, depth: int = 4):
     if name == "neg":
         for c, rest in _factors(args[0], depth - 1):
             if rest is not None:  # (a bare -c is left alone)
-                yield c, ops.neg(rest)
+                yield c, lambda rest=rest: ops.neg(rest())
         return
     for k, arg in enumerate(args):
         other = args[1 - k]
         for c, rest in _factors(arg, depth - 1):
-            yield c, other if rest is None else ops.mul(rest, other)
+            if rest is None:
+                yield c, lambda other=other: other
+            else:
+                yield c, lambda rest=rest, other=other: ops.mul(rest(), other)
 
 
 @stabilize.rule(elemwise("mul", "a", "b"))
@@ -507,5 +511,5 @@ def mul_cancels_division(node, a, b):
         for c, rest in _factors(other):
             new = _times(term, c, [_CANCEL_BUDGET])
             if new is not None:
-                return fit(new if rest is None else ops.mul(new, rest), node.outputs[0])
+                return fit(new if rest is None else ops.mul(new, rest()), node.outputs[0])
     return None
