@@ -250,7 +250,7 @@ class Function:
         if mode.backend == "numba":
             from fusegraph.backends.numba.runtime import Compiled
 
-            self._compiled = Compiled(fgraph, mode.parallel, self._bare, not trust_input)
+            self._compiled = Compiled(fgraph, mode.parallel, self._bare, not trust_input, label)
             self._run = self._compiled.call
         elif mode.backend == "debug":
             from fusegraph.debugmode import debug_runner
@@ -301,14 +301,37 @@ class Function:
 
     @property
     def source(self) -> str:
-        """The generated module (Numba backend), followed by where each node was built."""
+        """The generated module (Numba backend), followed by where each node was built, then
+        the modules of the linked kernels and stages it calls."""
         if self._compiled is None:
             raise AttributeError(f"{self._label}: mode {self.mode.backend!r} generates no source")
         where = "\n".join(
             f"# {label}: {node.trace.filename}:{node.trace.lineno}"
             for node, label in self._compiled.node_names.items()
         )
-        return f"{self._compiled.source}\n# Where the nodes were built:\n{where}\n"
+        linked = "".join(
+            f"\n# ---- linked module {name}\n{text}"
+            for name, text in self._compiled.linked_sources.items()
+        )
+        return f"{self._compiled.source}\n# Where the nodes were built:\n{where}\n{linked}"
+
+    @property
+    def compile_stats(self) -> dict:
+        """Where the compile's time went (Numba backend), in seconds: ``rewrite``,
+        ``codegen`` (rendering the modules), ``typing`` (Numba's type inference), ``llvm``
+        (LLVM's optimisation and code generation), ``other`` (the rest of Numba's pipeline
+        and loading machine code from the disk cache); ``units``, the compiled units
+        (linked kernels, stages, the entry) by where their machine code came from
+        (``memory``: compiled before in this process, ``disk``: Numba's disk cache,
+        ``compiled``); and ``per_unit``, one record each."""
+        if self._compiled is None:
+            raise AttributeError(f"{self._label}: mode {self.mode.backend!r} compiles nothing")
+        report = self._compiled.report
+        return {
+            "rewrite": sum(self.rewrite_stats["seconds"].values()),
+            **report.summary(),
+            "per_unit": [dict(u) for u in report.units],
+        }
 
     @property
     def njit(self):

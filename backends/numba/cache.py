@@ -47,6 +47,7 @@ __all__ = [
     "CACHEABLE",
     "ENTRY_DECORATOR",
     "KERNEL_DECORATOR",
+    "LINKED_DECORATOR",
     "CacheWarning",
     "cache_dir",
     "base_dir",
@@ -67,6 +68,10 @@ ENTRY_DECORATOR = f'@numba.njit(cache={CACHEABLE}, nogil=True, error_model="nump
 #: decorator) Numba types inline at their call site: either way a module compiles as one
 #: function, not a dispatcher per kernel whose code Numba would compile again in its caller.
 KERNEL_DECORATOR = '@numba.njit(inline="always", nogil=True, error_model="numpy")'
+#: The decorator of a linked kernel's module (``link``): cached, and without the wrappers
+#: that make a function callable from Python or C (its callers are compiled code), which
+#: are a third of a small function's compile time.
+LINKED_DECORATOR = ENTRY_DECORATOR[:-1] + ", no_cpython_wrapper=True, no_cfunc_wrapper=True)"
 #: generated module names (and the stems of their files and of Numba's files) start so
 PREFIX = "fusegraph_cache_"
 _TMP_PREFIX = "." + PREFIX

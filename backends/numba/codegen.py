@@ -36,14 +36,16 @@ import re
 
 import numpy as np
 
-from fusegraph.backends.numba import inline, kernels, loops
-from fusegraph.backends.numba.cache import ENTRY_DECORATOR, KERNEL_DECORATOR
+from fusegraph.backends.numba import cache, inline, kernels, link, loops
+from fusegraph.backends.numba.cache import ENTRY_DECORATOR, KERNEL_DECORATOR, LINKED_DECORATOR
 from fusegraph.backends.numba.scalar_code import np_dtype
 from fusegraph.graph import Constant, FunctionGraph
 from fusegraph.ops import checks, grad_ops, indexing
 
 #: The global through which ``cache.load_module`` injects the large constants.
 CONSTANTS = "__fusegraph_constants__"
+#: The global through which ``runtime`` injects the linked kernels' intrinsics, by module name.
+KERNELS = "__fusegraph_kernels__"
 #: Constants with at most this many elements are written into the source as literals.
 LITERAL_LIMIT = 64
 #: Graphs of more nodes run in stages of at most this many nodes (``Module._stages``). One
@@ -97,11 +99,20 @@ class Module:
     The entry returns the tuple of the graph's outputs, or with ``single=True`` the one
     output itself."""
 
-    def __init__(self, fgraph: FunctionGraph, parallel: bool = False, single: bool = False):
+    def __init__(
+        self,
+        fgraph: FunctionGraph,
+        parallel: bool = False,
+        single: bool = False,
+        link_kernels: bool = True,
+    ):
         self.fgraph = fgraph
         self.single = single
         self.parallel = parallel
         self.constants: dict[str, np.ndarray] = {}
+        #: the linked modules, in the order they load: name -> (source, argument types,
+        #: function, whether it reads the module's constants and kernels)
+        self.linked: dict[str, tuple] = {}
         self.node_names: dict = {}
         self._n_constants = 0
         taken = _imported_names()  # inlined kernels read these globals
@@ -133,11 +144,18 @@ class Module:
                 kname = f"_k{len(kernel_names)}_{type(node.op).__name__.lower()}"
                 kernel_names[key] = kname
                 src = self._kernel(node, *key[1:], kname)
-                # A kernel that one node runs, or a small one, is written into the calling
-                # function; one that several run compiles once, as a dispatcher of its own.
+                # A small kernel is written into the calling function at every node that
+                # runs it; a larger one is linked: compiled once as a module of its own and
+                # called through a pointer (``link``). View ops are never linked (their
+                # results would lose their layouts): one that several nodes run compiles
+                # once as a dispatcher, one that one node runs is written in.
                 found = inline.kernel_function(src, kname)
-                if found is not None and (uses[key] == 1 or inline.is_small(found[0])):
+                view = isinstance(node.op, _VIEW_OPS)
+                if found is not None and (inline.is_small(found[0]) or (view and uses[key] == 1)):
                     inlinable[key], src = found
+                elif not view and link_kernels:
+                    globals_.append(self._linked(node, key, kname))
+                    src = ""
                 elif uses[key] > 1:
                     src = src.replace(KERNEL_DECORATOR, ENTRY_DECORATOR, 1)
                 if src:
@@ -151,36 +169,35 @@ class Module:
         for var in fgraph.outputs:
             if isinstance(var, Constant) and var not in self.names:
                 globals_.append(self._constant(var))
-        stages, body = self._stages(order, calls)
-        kernel_src += stages
+        prelude = (
+            _imports()
+            + ("\n" + "\n".join(globals_) + "\n" if globals_ else "")
+            + "\n\n"
+            + "\n\n".join(kernel_src)
+            + "\n\n"
+        )
+        stages, body = self._stages(order, calls, prelude, link_kernels)
         params = ", ".join(self.names[v] for v in fgraph.inputs)
         entry = [ENTRY_DECORATOR, f"def entry({params}):"]
         entry += self._shape_checks()
         entry += body
         entry.append(f"    return {self._returns()}")
         header = f"# fusegraph: {len(order)} nodes, {len(kernel_names)} kernels\n"
-        self.source = (
-            header
-            + _imports()
-            + ("\n" + "\n".join(globals_) + "\n" if globals_ else "")
-            + "\n\n"
-            + "\n\n".join(kernel_src)
-            + "\n\n"
-            + "\n".join(entry)
-            + "\n"
-        )
+        self.source = header + prelude + stages + "\n".join(entry) + "\n"
 
-    def _stages(self, order, calls):
-        """(stage sources, entry body): the node calls in the entry itself, or, for graphs
-        of more than ``STAGE_NODES`` nodes, in stage functions of that many nodes that the
-        entry calls in turn, each taking the values it reads and returning those read later."""
+    def _stages(self, order, calls, prelude, link_stages):
+        """(stage text, entry body): the node calls in the entry itself, or, for graphs of
+        more than ``STAGE_NODES`` nodes, in stage functions of that many nodes that the entry
+        calls in turn, each taking the values it reads and returning those read later. The
+        stages are linked (modules of their own: ``prelude`` and the stage) when
+        ``link_stages``, and the text binds them; else the text defines them."""
         if len(order) <= STAGE_NODES:
-            return [], [line for lines in calls for line in lines]
+            return "", [line for lines in calls for line in lines]
         last_read = {var: len(order) for var in self.fgraph.outputs}
         for k, node in enumerate(order):
             for var in node.inputs:
                 last_read[var] = max(last_read.get(var, k), k)
-        sources, body = [], []
+        text, body = [], []
         n_stages = -(-len(order) // STAGE_NODES)
         size = -(-len(order) // n_stages)  # stages of equal size
         for j, start in enumerate(range(0, len(order), size)):
@@ -196,12 +213,34 @@ class Module:
             ]
             args = ", ".join(self.names[v] for v in params)
             result = "".join(f"{self.names[v]}, " for v in live)
-            lines = [ENTRY_DECORATOR, f"def _stage{j}({args}):"]
+            decorator = LINKED_DECORATOR if link_stages else ENTRY_DECORATOR
+            lines = [decorator, f"def _stage{j}({args}):"]
             lines += [line for lines_ in calls[start:end] for line in lines_]
             lines.append(f"    return ({result})")
-            sources.append("\n".join(lines))
+            if link_stages:
+                argtypes = tuple(link.any_layout(v.type) for v in params)
+                source = f"# fusegraph stage\n# arguments: {argtypes}\n{prelude}" + "\n".join(lines)
+                text.append(self._link(source, argtypes, f"_stage{j}", f"_stage{j}", True))
+            else:
+                text.append("\n".join(lines) + "\n\n")
             body.append(f"    {result}= _stage{j}({args})" if live else f"    _stage{j}({args})")
-        return sources, body
+        return "".join(text) + "\n\n", body
+
+    def _link(self, source, argtypes, function, bound, namespace=False) -> str:
+        """Add the module ``source`` to ``self.linked`` and return the line that binds the
+        intrinsic calling its ``function`` to the name ``bound``."""
+        name = cache.module_name(source)
+        self.linked[name] = (source, argtypes, function, namespace)
+        return f"{bound} = {KERNELS}[{name!r}]\n"
+
+    def _linked(self, node, key, kname) -> str:
+        """Render the kernel of ``key`` as a module of its own; the global line binding
+        ``kname`` to its intrinsic."""
+        argtypes = tuple(link.any_layout(t) for t in key[1])
+        # named "kernel" wherever it runs, so that the same kernel is the same module
+        src = self._kernel(node, *key[1:], "kernel").replace(KERNEL_DECORATOR, LINKED_DECORATOR, 1)
+        source = f"# fusegraph kernel: {node.op}\n# arguments: {argtypes}\n{_imports()}\n\n{src}"
+        return self._link(source, argtypes, "kernel", kname).rstrip("\n")
 
     def _constant(self, var: Constant) -> str:
         name = f"_c{self._n_constants}"
@@ -270,4 +309,4 @@ def _imports() -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CONSTANTS", "LITERAL_LIMIT", "SHAPE_ERROR", "STAGE_NODES", "Module"]
+__all__ = ["CONSTANTS", "KERNELS", "LITERAL_LIMIT", "SHAPE_ERROR", "STAGE_NODES", "Module"]

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import threading
 import types
+from time import perf_counter
 
 import numba
 import numpy as np
 
-from fusegraph.backends.numba import cache
-from fusegraph.backends.numba.codegen import CONSTANTS, Module
+from fusegraph.backends.numba import cache, compile_report, link
+from fusegraph.backends.numba.codegen import CONSTANTS, KERNELS, Module
+from fusegraph.backends.numba.compile_report import Report
 
 
 def _array_type(var, layout="C"):
@@ -31,15 +33,36 @@ class Compiled:
             signature. With ``release_gil=False`` (``trust_input`` functions) it keeps the
             GIL, which saves the 40-50 ns of releasing it, and compiles for any argument
             types it is given, like a plain ``@njit`` function.
-        source: the generated module's text.
+        source: the generated module's text (the entry's).
+        linked_sources: the linked modules' texts (kernels and stages), by module name.
+        report: the ``compile_report.Report`` of this compile.
         node_names: the label (``n<k>``) of each node in the source's comments.
     """
 
-    def __init__(self, fgraph, parallel=False, single=False, release_gil=True):
+    def __init__(self, fgraph, parallel=False, single=False, release_gil=True, label="function"):
+        start = perf_counter()
         module = Module(fgraph, parallel, single)
         self.source = module.source
         self.node_names = module.node_names
-        self._module = cache.load_module(module.source, {CONSTANTS: module.constants})
+        self.linked_sources = {name: unit[0] for name, unit in module.linked.items()}
+        self.report = Report(label, len(module.linked) + 1)
+        self.report.codegen = perf_counter() - start
+        kernels = {}
+        namespace = {CONSTANTS: module.constants, KERNELS: kernels}
+        for name, (source, argtypes, function, reads) in module.linked.items():
+            start = perf_counter()
+            dispatcher = getattr(cache.load_module(source, namespace if reads else None), function)
+            kernels[name], origin = link.kernel(dispatcher, argtypes, name)
+            numba_seconds = compile_report.numba_seconds(dispatcher, argtypes)
+            self.report.record(
+                "stage" if reads else "kernel",
+                source.split("\n", 1)[0].removeprefix("# fusegraph "),
+                origin,
+                perf_counter() - start,
+                numba_seconds if origin == "compiled" else {"typing": 0.0, "llvm": 0.0},
+            )
+        start = perf_counter()
+        self._module = cache.load_module(module.source, namespace)
         self.entry = self._module.entry
         # A twin dispatcher of the same function for the Function's calls, which compiles
         # only on request; ``entry`` stays free to specialise for the user's own njit code.
@@ -53,13 +76,16 @@ class Compiled:
         self.call = numba.njit(cache=self._module.__dict__[cache.CACHEABLE], **options)(func)
         self._strict = release_gil
         self._lock = threading.Lock()
-        self._compile(tuple(_array_type(v) for v in fgraph.inputs))
+        signature = tuple(_array_type(v) for v in fgraph.inputs)
+        origin = self._compile(signature)
+        numba_seconds = compile_report.numba_seconds(self.call, signature)
+        self.report.record("entry", "entry", origin, perf_counter() - start, numba_seconds)
 
-    def _compile(self, signature) -> None:
+    def _compile(self, signature) -> str:
         with self._lock:
             self.call.disable_compile(False)
             try:
-                self.call.compile(signature)
+                return link.compile_for(self.call, signature)
             finally:
                 self.call.disable_compile(self._strict)
 

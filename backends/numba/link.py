@@ -1,0 +1,158 @@
+"""Kernels compiled once and called across a boundary that Numba does not compile again.
+
+When an njit function calls another, Numba links the callee's LLVM IR into the caller and
+optimises and compiles it there once more, so every function that runs a kernel pays for
+it. Here a large kernel is instead its own content-addressed module (``codegen``), compiled
+once per process (or loaded from Numba's disk cache), and the functions that run it call its
+machine code through a pointer:
+
+* :func:`kernel` compiles the kernel's dispatcher for its signature (arrays of any layout,
+  so the signature follows from the graph alone), and enters the address of its native
+  function in the process's kernel table under a 64-bit key derived from the kernel
+  module's name (a digest of its source);
+* the intrinsic it returns emits, at each call site, a lookup of that key in the table and
+  a call through Numba's own calling convention (exceptions propagate as from any njit
+  call).
+
+The table is the one symbol the generated code links against, registered when this module
+is imported, so machine code loaded from Numba's disk cache never refers to an address of
+another process. A key missing from the table (code cached by a user's own njit function
+that outlived the kernel it called) raises ``RuntimeError``; it cannot crash.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import llvmlite.binding as ll
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+#: The symbol through which generated code finds the table.
+TABLE_SYMBOL = "fusegraph_kernel_table"
+#: Slots in the table (a power of two): the kernels one process can load.
+CAPACITY = 1 << 16
+
+# Open addressing: slot s holds the key at [2s] (0: empty) and the function at [2s + 1].
+_table = np.zeros(2 * CAPACITY, dtype=np.uint64)
+ll.add_symbol(TABLE_SYMBOL, _table.ctypes.data)
+_lock = threading.Lock()
+_loaded: dict[int, tuple] = {}  # key -> (dispatcher, signature, intrinsic); keeps code alive
+
+
+def key_of(name: str) -> int:
+    """The table key of the kernel module ``name`` (``fusegraph_cache_<hex digest>``)."""
+    return int(name.rsplit("_", 1)[1][:16], 16) | 1
+
+
+def _insert(key: int, address: int) -> None:
+    slot = key & (CAPACITY - 1)
+    for _ in range(CAPACITY):
+        held = int(_table[2 * slot])
+        if held in (0, key):
+            _table[2 * slot + 1] = address  # the address first: readers test the key
+            _table[2 * slot] = key
+            return
+        slot = (slot + 1) & (CAPACITY - 1)
+    raise RuntimeError(f"fusegraph's kernel table is full ({CAPACITY} kernels in one process)")
+
+
+def kernel(dispatcher, argtypes: tuple, name: str):
+    """The intrinsic that calls ``dispatcher`` compiled for ``argtypes`` (Numba types), the
+    function of the kernel module ``name``; compiles it (or loads it from Numba's disk
+    cache) on first use in this process. Returns ``(intrinsic, origin)``, ``origin`` being
+    ``"memory"`` (loaded before in this process), ``"disk"`` or ``"compiled"``."""
+    key = key_of(name)
+    with _lock:
+        found = _loaded.get(key)
+        if found is not None:
+            return found[2], "memory"
+        origin = compile_for(dispatcher, argtypes)
+        cres = dispatcher.overloads[argtypes]
+        address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+        if not address:  # pragma: no cover - Numba always defines the native function
+            raise RuntimeError(f"no native code for kernel {name}")
+        _insert(key, address)
+        call = _intrinsic(key, cres.signature, name)
+        _loaded[key] = (dispatcher, cres.signature, call)
+        return call, origin
+
+
+def compile_for(dispatcher, argtypes: tuple) -> str:
+    """Compile ``dispatcher`` for ``argtypes``: ``"disk"`` if Numba loaded it from its disk
+    cache, else ``"compiled"``."""
+    hits = dispatcher.stats.cache_hits.get(argtypes, 0)
+    dispatcher.compile(argtypes)
+    return "disk" if dispatcher.stats.cache_hits.get(argtypes, 0) > hits else "compiled"
+
+
+def _function_pointer(context, builder, key: int, name: str):
+    """IR that finds ``key`` in the table: the kernel's address, or a raised RuntimeError."""
+    i64 = ir.IntType(64)
+    module = builder.module
+    try:
+        table = module.get_global(TABLE_SYMBOL)
+    except KeyError:
+        table = ir.GlobalVariable(module, ir.ArrayType(i64, 2 * CAPACITY), TABLE_SYMBOL)
+        table.linkage = "external"
+    start = builder.block
+    probe = builder.append_basic_block("fg_probe")
+    advance = builder.append_basic_block("fg_advance")
+    missing = builder.append_basic_block("fg_missing")
+    found = builder.append_basic_block("fg_found")
+    builder.branch(probe)
+    builder.position_at_end(probe)
+    slot = builder.phi(i64)
+    slot.add_incoming(i64(key & (CAPACITY - 1)), start)
+    zero = i64(0)
+    held = builder.load(builder.gep(table, [zero, builder.shl(slot, i64(1))]))
+    builder.cbranch(builder.icmp_unsigned("==", held, i64(key)), found, advance)
+    builder.position_at_end(advance)
+    following = builder.and_(builder.add(slot, i64(1)), i64(CAPACITY - 1))
+    slot.add_incoming(following, advance)
+    builder.cbranch(builder.icmp_unsigned("==", held, zero), missing, probe)
+    builder.position_at_end(missing)
+    context.call_conv.return_user_exc(
+        builder,
+        RuntimeError,
+        (f"fusegraph kernel {name} is not loaded in this process (compile the function again)",),
+    )
+    builder.position_at_end(found)
+    index = builder.add(builder.shl(slot, i64(1)), i64(1))
+    return builder.load(builder.gep(table, [zero, index]))
+
+
+def _intrinsic(key: int, signature, name: str):
+    def codegen(context, builder, sig, args):
+        args = [context.cast(builder, v, a, b) for v, a, b in zip(args, sig.args, signature.args)]
+        fnty = context.call_conv.get_function_type(signature.return_type, signature.args)
+        address = _function_pointer(context, builder, key, name)
+        callee = builder.inttoptr(address, fnty.as_pointer())
+        status, result = context.call_conv.call_function(
+            builder, callee, signature.return_type, signature.args, args
+        )
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return result
+
+    def typer(typingctx, *args):
+        return signature.return_type(*args), codegen
+
+    # Numba reads an intrinsic's parameters from its signature: one per argument.
+    params = ", ".join(f"a{i}" for i in range(len(signature.args)))
+    namespace = {"typer": typer}
+    exec(f"def call(typingctx, {params}):\n    return typer(typingctx, {params})", namespace)
+    call = namespace["call"]
+    call.__name__ = call.__qualname__ = f"kernel_{key:016x}"
+    return intrinsic(call)
+
+
+def any_layout(var) -> numba.types.Array:
+    """The Numba type a kernel's parameter has for the graph variable ``var``."""
+    return numba.types.Array(numba.from_dtype(np.dtype(var.dtype)), var.ndim, "A")
+
+
+__all__ = ["CAPACITY", "TABLE_SYMBOL", "any_layout", "compile_for", "key_of", "kernel"]
