@@ -46,6 +46,11 @@ from fusegraph.ops import checks, grad_ops, indexing
 CONSTANTS = "__fusegraph_constants__"
 #: The global through which ``runtime`` injects the linked kernels' intrinsics, by module name.
 KERNELS = "__fusegraph_kernels__"
+#: Graphs of more nodes link every kernel that is not small (``link``): compiled once as a
+#: unit of its own, it serves every node, function and later process that runs it. A smaller
+#: graph links only the kernels this process has loaded already and compiles the others as
+#: one function with its entry, which takes less time in all than separate units.
+LINK_NODES = 32
 #: Constants with at most this many elements are written into the source as literals.
 LITERAL_LIMIT = 64
 #: Graphs of more nodes run in stages of at most this many nodes (``Module._stages``). One
@@ -123,9 +128,11 @@ class Module:
             for node in order
         ]
         uses = collections.Counter(keys)
+        large = len(order) > LINK_NODES
         globals_, kernel_src, calls = [], [], []
         kernel_names: dict = {}
         inlinable: dict = {}  # key -> the kernel's definition, for kernels written inline
+        linked: set = set()  # the keys of linked kernels
         # Generated names start with "_" (kernels ``_k<j>_<op>``, node outputs ``_v<k>``,
         # locals of inlined kernels ``_n<k>_<name>``, constants ``_c<j>``, stages
         # ``_stage<j>``), which ``_identifier`` never gives an input: no clash.
@@ -145,16 +152,21 @@ class Module:
                 kernel_names[key] = kname
                 src = self._kernel(node, *key[1:], kname)
                 # A small kernel is written into the calling function at every node that
-                # runs it; a larger one is linked: compiled once as a module of its own and
-                # called through a pointer (``link``). View ops are never linked (their
-                # results would lose their layouts): one that several nodes run compiles
-                # once as a dispatcher, one that one node runs is written in.
+                # runs it. A larger one is linked (compiled once as a module of its own and
+                # called through a pointer, ``link``) in a large graph or when this process
+                # has it already; otherwise, and for view ops (whose results would lose
+                # their layouts), one that one node runs is written in and one that
+                # several run compiles once as a dispatcher.
                 found = inline.kernel_function(src, kname)
                 view = isinstance(node.op, _VIEW_OPS)
-                if found is not None and (inline.is_small(found[0]) or (view and uses[key] == 1)):
+                linking = not view and link_kernels and (large or self._loaded(node, key))
+                if found is not None and (
+                    inline.is_small(found[0]) or (uses[key] == 1 and not linking)
+                ):
                     inlinable[key], src = found
-                elif not view and link_kernels:
+                elif linking:
                     globals_.append(self._linked(node, key, kname))
+                    linked.add(key)
                     src = ""
                 elif uses[key] > 1:
                     src = src.replace(KERNEL_DECORATOR, ENTRY_DECORATOR, 1)
@@ -162,6 +174,9 @@ class Module:
                     kernel_src.append(src)
             if key in inlinable:
                 call = inline.inline_body(inlinable[key], f"_n{k}_", args, outs)
+            elif key in linked:
+                passed = ", ".join(f"as_c({a})" for a in args)
+                call = [f"{', '.join(outs)} = {kernel_names[key]}({passed})"]
             else:
                 call = [f"{', '.join(outs)} = {kernel_names[key]}({', '.join(args)})"]
             lines = [f"# {_op_label(node.op, label)}"] + call
@@ -218,11 +233,13 @@ class Module:
             lines += [line for lines_ in calls[start:end] for line in lines_]
             lines.append(f"    return ({result})")
             if link_stages:
-                argtypes = tuple(link.any_layout(v.type) for v in params)
+                argtypes = tuple(link.parameter_type(v.type) for v in params)
                 source = f"# fusegraph stage\n# arguments: {argtypes}\n{prelude}" + "\n".join(lines)
                 text.append(self._link(source, argtypes, f"_stage{j}", f"_stage{j}", True))
             else:
                 text.append("\n".join(lines) + "\n\n")
+            if link_stages:
+                args = ", ".join(f"as_c({self.names[v]})" for v in params)
             body.append(f"    {result}= _stage{j}({args})" if live else f"    _stage{j}({args})")
         return "".join(text) + "\n\n", body
 
@@ -236,11 +253,20 @@ class Module:
     def _linked(self, node, key, kname) -> str:
         """Render the kernel of ``key`` as a module of its own; the global line binding
         ``kname`` to its intrinsic."""
-        argtypes = tuple(link.any_layout(t) for t in key[1])
+        source, argtypes = self._kernel_module(node, key)
+        return self._link(source, argtypes, "kernel", kname).rstrip("\n")
+
+    def _loaded(self, node, key) -> bool:
+        """Whether this process has loaded the linked kernel of ``key`` already."""
+        return link.is_loaded(cache.module_name(self._kernel_module(node, key)[0]))
+
+    def _kernel_module(self, node, key) -> tuple:
+        """The source of the linked module of ``key``'s kernel, and its argument types."""
+        argtypes = tuple(link.parameter_type(t) for t in key[1])
         # named "kernel" wherever it runs, so that the same kernel is the same module
         src = self._kernel(node, *key[1:], "kernel").replace(KERNEL_DECORATOR, LINKED_DECORATOR, 1)
-        source = f"# fusegraph kernel: {node.op}\n# arguments: {argtypes}\n{_imports()}\n\n{src}"
-        return self._link(source, argtypes, "kernel", kname).rstrip("\n")
+        header = f"# fusegraph kernel: {node.op}\n# arguments: {argtypes}\n"
+        return f"{header}{_imports()}\n\n{src}", argtypes
 
     def _constant(self, var: Constant) -> str:
         name = f"_c{self._n_constants}"
@@ -309,4 +335,12 @@ def _imports() -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CONSTANTS", "KERNELS", "LITERAL_LIMIT", "SHAPE_ERROR", "STAGE_NODES", "Module"]
+__all__ = [
+    "CONSTANTS",
+    "KERNELS",
+    "LINK_NODES",
+    "LITERAL_LIMIT",
+    "SHAPE_ERROR",
+    "STAGE_NODES",
+    "Module",
+]

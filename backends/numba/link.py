@@ -6,10 +6,11 @@ it. Here a large kernel is instead its own content-addressed module (``codegen``
 once per process (or loaded from Numba's disk cache), and the functions that run it call its
 machine code through a pointer:
 
-* :func:`kernel` compiles the kernel's dispatcher for its signature (arrays of any layout,
-  so the signature follows from the graph alone), and enters the address of its native
-  function in the process's kernel table under a 64-bit key derived from the kernel
-  module's name (a digest of its source);
+* :func:`kernel` compiles the kernel's dispatcher for its signature (C-contiguous arrays,
+  which the caller makes with ``kernels.as_c``: a view when the value is contiguous at run
+  time, else a copy; so the signature follows from the graph alone), and enters the
+  address of its native function in the process's kernel table under a 64-bit key derived
+  from the kernel module's name (a digest of its source);
 * the intrinsic it returns emits, at each call site, a lookup of that key in the table and
   a call through Numba's own calling convention (exceptions propagate as from any njit
   call).
@@ -46,6 +47,11 @@ _loaded: dict[int, tuple] = {}  # key -> (dispatcher, signature, intrinsic); kee
 def key_of(name: str) -> int:
     """The table key of the kernel module ``name`` (``fusegraph_cache_<hex digest>``)."""
     return int(name.rsplit("_", 1)[1][:16], 16) | 1
+
+
+def is_loaded(name: str) -> bool:
+    """Whether the kernel module ``name`` is in this process's table."""
+    return key_of(name) in _loaded
 
 
 def _insert(key: int, address: int) -> None:
@@ -150,9 +156,19 @@ def _intrinsic(key: int, signature, name: str):
     return intrinsic(call)
 
 
-def any_layout(var) -> numba.types.Array:
-    """The Numba type a kernel's parameter has for the graph variable ``var``."""
-    return numba.types.Array(numba.from_dtype(np.dtype(var.dtype)), var.ndim, "A")
+def parameter_type(var_type) -> numba.types.Array:
+    """The Numba type of a linked kernel's parameter for a graph variable of type
+    ``var_type``: C-contiguous (the caller passes ``as_c`` of its value), so that loops
+    vectorise and the signature follows from the graph alone."""
+    return numba.types.Array(numba.from_dtype(np.dtype(var_type.dtype)), var_type.ndim, "C")
 
 
-__all__ = ["CAPACITY", "TABLE_SYMBOL", "any_layout", "compile_for", "key_of", "kernel"]
+__all__ = [
+    "CAPACITY",
+    "TABLE_SYMBOL",
+    "parameter_type",
+    "compile_for",
+    "is_loaded",
+    "key_of",
+    "kernel",
+]

@@ -29,7 +29,8 @@ IMPORTS = (
 
 
 def as_c(a):
-    """``a`` if C-contiguous, else a C copy (``reshape`` needs C layout in Numba)."""
+    """``a`` typed C-contiguous: itself (a view typed C) if it is C-contiguous at run time,
+    else a C copy (``reshape`` needs C layout in Numba, and linked kernels take it)."""
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
@@ -37,7 +38,13 @@ def as_c(a):
 def _as_c(a):
     if a.layout == "C":
         return lambda a: a
-    return lambda a: np.ascontiguousarray(a)
+
+    def impl(a):
+        if a.flags.c_contiguous:
+            return arrays.c_view(a, a.shape)
+        return np.ascontiguousarray(a)
+
+    return impl
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""Linked kernels (``backends/numba/link.py``): each kernel compiled once per process and
+per machine, called through the kernel table; ``Function.compile_stats`` and the progress
+report."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+
+import fusegraph as fg
+from fusegraph.backends.numba import codegen, compile_report, link
+
+pytestmark = pytest.mark.usefixtures("private_cache")
+
+
+@pytest.fixture(autouse=True)
+def link_every_graph(monkeypatch):
+    """Small graphs link only the kernels loaded before; these tests link every one."""
+    monkeypatch.setattr(codegen, "LINK_NODES", 0)
+
+
+def _expr(a, b):
+    # one fused loop (linked) and one reduction (linked)
+    return [fg.tanh(a) * b + fg.exp(-a), (a * b).sum(axis=0)]
+
+
+def _linked(f):
+    return [u for u in f.compile_stats["per_unit"] if u["kind"] == "kernel"]
+
+
+def test_a_kernel_that_several_nodes_run_is_linked_once():
+    x, y = fg.matrix("x"), fg.matrix("y")
+    f = fg.function([x, y], [fg.tanh(x) * 3.0 - y, fg.tanh(y) * 3.0 - x])
+    fused = [n for n in f.graph.toposort() if isinstance(n.op, fg.ops.fused.FusedElemwise)]
+    assert len(fused) == 2 and fused[0].op == fused[1].op
+    assert len(_linked(f)) == 1
+    a, b = np.random.default_rng(0).normal(size=(2, 3, 4))
+    for got, want in zip(f(a, b), [np.tanh(a) * 3 - b, np.tanh(b) * 3 - a], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-15)
+
+
+def test_another_function_reuses_the_kernels_whatever_the_names():
+    x, y = fg.matrix("x"), fg.matrix("y")
+    first = fg.function([x, y], _expr(x, y))
+    p, q = fg.matrix("p"), fg.matrix("q")
+    second = fg.function([p, q], _expr(p, q), name="second")
+    assert {u["origin"] for u in _linked(first)} <= {"compiled", "disk", "memory"}
+    assert [u["origin"] for u in _linked(second)] == ["memory"] * len(_linked(first))
+    a, b = np.random.default_rng(1).normal(size=(2, 5, 3))
+    want = [np.tanh(a) * b + np.exp(-a), (a * b).sum(axis=0)]
+    for f in (first, second):
+        for got, w in zip(f(a, b), want, strict=True):
+            np.testing.assert_allclose(got, w, rtol=1e-14)
+
+
+def test_linked_kernels_take_any_layout():
+    x, y = fg.matrix("x"), fg.matrix("y")
+    f = fg.function([x, y], _expr(x, y))
+    a = np.random.default_rng(2).normal(size=(6, 8))
+    for u, v in [(a[::2, ::3], a[1::2, 1::3]), (a.T[:4, :3], a[:3, :4].T), (a[:0], a[:0])]:
+        for got, w in zip(f(u, v), [np.tanh(u) * v + np.exp(-u), (u * v).sum(axis=0)]):
+            np.testing.assert_allclose(got, w, rtol=1e-14)
+
+
+def test_compile_stats_phases_and_units():
+    x = fg.vector("x")
+    f = fg.function([x], fg.sin(x) * fg.cosh(x) + 0.25)
+    stats = f.compile_stats
+    for phase in ("rewrite", "codegen", "typing", "llvm", "other"):
+        assert stats[phase] >= 0.0
+    assert sum(stats["units"].values()) == len(stats["per_unit"])
+    assert [u["kind"] for u in stats["per_unit"]][-1] == "entry"
+    total = sum(u["seconds"] for u in stats["per_unit"])
+    assert stats["typing"] + stats["llvm"] + stats["other"] == pytest.approx(total, abs=1e-9)
+    with pytest.raises(AttributeError, match="compiles nothing"):
+        _ = fg.function([x], x + 1, mode="py").compile_stats
+
+
+def test_a_long_compile_reports_progress_unless_silenced(monkeypatch, capfd):
+    x, y = fg.matrix("x"), fg.matrix("y")
+    monkeypatch.setattr(compile_report, "PROGRESS_AFTER", 0.0)
+    fg.function([x, y], [fg.arctan(x) - y], name="progress")
+    err = capfd.readouterr().err
+    assert "fusegraph: compiling function 'progress':" in err and "units" in err
+    monkeypatch.setenv("FUSEGRAPH_PROGRESS", "0")
+    fg.function([x, y], [fg.arctan(y) - x], name="silent")
+    assert "fusegraph" not in capfd.readouterr().err
+
+
+def test_a_key_missing_from_the_table_raises_instead_of_crashing():
+    x, y = fg.vector("x"), fg.vector("y")
+    f = fg.function([x, y], fg.sinh(x) * y)
+    (name,) = f._compiled.linked_sources
+    _, signature, _ = link._loaded[link.key_of(name)]
+    unknown = link._intrinsic(0x5EED, signature, "fusegraph_cache_missing")
+    arity = len(signature.args)
+    args = ", ".join(f"a{i}" for i in range(arity))
+    namespace = {"k": unknown}
+    exec(f"def call({args}):\n    return k({args})", namespace)
+    call = numba.njit(namespace["call"])
+    values = [np.ones((1,) * t.ndim, dtype=t.dtype.name) for t in signature.args]
+    with pytest.raises(RuntimeError, match="fusegraph_cache_missing is not loaded"):
+        call(*values)
+    np.testing.assert_allclose(f(np.ones(2), np.ones(2)), np.sinh(1.0) * np.ones(2))
+
+
+CHILD = """
+import json
+import numpy as np
+import fusegraph as fg
+from fusegraph.backends.numba import codegen
+codegen.LINK_NODES = 0
+x, y = fg.matrix("x"), fg.matrix("y")
+f = fg.function([x, y], [fg.tanh(x) * y + fg.exp(-x), (x * y).sum(axis=0)])
+out = f(np.ones((2, 3)), np.ones((2, 3)))
+print(json.dumps([[u["kind"], u["origin"]] for u in f.compile_stats["per_unit"]]))
+"""
+
+
+def test_a_warm_process_loads_every_unit_from_the_disk_cache(tmp_path):
+    env = dict(os.environ, FUSEGRAPH_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("NUMBA_CACHE_DIR", None)
+
+    def run():
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.splitlines()[-1])
+
+    cold, warm = run(), run()
+    assert [origin for _, origin in cold] == ["compiled"] * len(cold)
+    assert [kind for kind, _ in warm] == [kind for kind, _ in cold]
+    assert [origin for _, origin in warm] == ["disk"] * len(warm)
