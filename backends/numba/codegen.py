@@ -31,16 +31,18 @@ from __future__ import annotations
 import collections
 import hashlib
 import importlib
+import itertools
 import keyword
 import re
 
+import numba
 import numpy as np
 
 from fusegraph.backends.numba import cache, inline, kernels, link, loops
 from fusegraph.backends.numba.cache import ENTRY_DECORATOR, KERNEL_DECORATOR, LINKED_DECORATOR
 from fusegraph.backends.numba.scalar_code import np_dtype
 from fusegraph.graph import Constant, FunctionGraph
-from fusegraph.ops import checks, grad_ops, indexing
+from fusegraph.ops import checks, grad_ops, indexing, linalg
 
 #: The global through which ``cache.load_module`` injects the large constants.
 CONSTANTS = "__fusegraph_constants__"
@@ -59,6 +61,7 @@ LITERAL_LIMIT = 64
 #: compiles 1 s slower). But Numba's SSA reconstruction grows with the square of a function's
 #: size, and beyond about 60 nodes that costs more than the stages do.
 STAGE_NODES = 64
+STAGE_DECORATOR = LINKED_DECORATOR[:-1] + ", _dbg_optnone=True)"
 #: The message of the ValueError the entry raises when an input's shape contradicts its type.
 SHAPE_ERROR = "an input's shape differs from its static type"
 
@@ -133,6 +136,7 @@ class Module:
         kernel_names: dict = {}
         inlinable: dict = {}  # key -> the kernel's definition, for kernels written inline
         linked: set = set()  # the keys of linked kernels
+        products: set = set()  # the keys of linked BLAS products (``_linked_product``)
         # Generated names start with "_" (kernels ``_k<j>_<op>``, node outputs ``_v<k>``,
         # locals of inlined kernels ``_n<k>_<name>``, constants ``_c<j>``, stages
         # ``_stage<j>``), which ``_identifier`` never gives an input: no clash.
@@ -160,7 +164,11 @@ class Module:
                 found = inline.kernel_function(src, kname)
                 view = isinstance(node.op, _VIEW_OPS)
                 linking = not view and link_kernels and (large or self._loaded(node, key))
-                if found is not None and (
+                if linking and _blas_product(node, key):
+                    globals_.append(self._linked_product(node, key, kname))
+                    products.add(key)
+                    src = ""
+                elif found is not None and (
                     inline.is_small(found[0]) or (uses[key] == 1 and not linking)
                 ):
                     inlinable[key], src = found
@@ -177,6 +185,10 @@ class Module:
             elif key in linked:
                 passed = ", ".join(f"as_c({a})" for a in args)
                 call = [f"{', '.join(outs)} = {kernel_names[key]}({passed})"]
+            elif key in products:
+                call = [f"_n{k}_m{i}, _n{k}_t{i} = as_blas({a})" for i, a in enumerate(args)]
+                passed = ", ".join(f"_n{k}_m{i}, _n{k}_t{i}" for i in range(len(args)))
+                call.append(f"{', '.join(outs)} = {kernel_names[key]}({passed})")
             else:
                 call = [f"{', '.join(outs)} = {kernel_names[key]}({', '.join(args)})"]
             lines = [f"# {_op_label(node.op, label)}"] + call
@@ -228,7 +240,7 @@ class Module:
             ]
             args = ", ".join(self.names[v] for v in params)
             result = "".join(f"{self.names[v]}, " for v in live)
-            decorator = LINKED_DECORATOR if link_stages else ENTRY_DECORATOR
+            decorator = STAGE_DECORATOR if link_stages else ENTRY_DECORATOR
             lines = [decorator, f"def _stage{j}({args}):"]
             lines += [line for lines_ in calls[start:end] for line in lines_]
             lines.append(f"    return ({result})")
@@ -254,6 +266,27 @@ class Module:
         """Render the kernel of ``key`` as a module of its own; the global line binding
         ``kname`` to its intrinsic."""
         source, argtypes = self._kernel_module(node, key)
+        return self._link(source, argtypes, "kernel", kname).rstrip("\n")
+
+    def _linked_product(self, node, key, kname) -> str:
+        """Render the BLAS product of ``key`` as a linked module whose ``kernel(m0, t0, m1,
+        t1)`` multiplies ``m0`` (or ``m0.T`` when ``t0``) by ``m1`` (or ``m1.T``): its
+        callers pass each operand through ``as_blas``, so transposed operands are not copied
+        and the module depends on the graph alone. Written into every node that runs it, a
+        product costs more to compile than the call."""
+        argtypes = tuple(x for t in key[1] for x in (link.parameter_type(t), numba.types.boolean))
+        src = self._kernel(node, *key[1:], "product")
+        lines = [LINKED_DECORATOR, "def kernel(i0, t0, i1, t1):"]
+        flips = [i for i, t in enumerate(key[1]) if t.ndim == 2]  # 1-d operands are C
+        for mask in itertools.product((True, False), repeat=len(flips)):
+            if not any(mask):  # the last case, plain operands
+                break
+            test = " and ".join(f"t{i}" if m else f"not t{i}" for i, m in zip(flips, mask))
+            operands = [f"i{i}.T" if (i, True) in zip(flips, mask) else f"i{i}" for i in (0, 1)]
+            lines += [f"    if {test}:", f"        return product({', '.join(operands)})"]
+        lines.append("    return product(i0, i1)")
+        header = f"# fusegraph kernel: {node.op} (BLAS)\n# arguments: {argtypes}\n"
+        source = f"{header}{_imports()}\n\n{src}\n\n" + "\n".join(lines) + "\n"
         return self._link(source, argtypes, "kernel", kname).rstrip("\n")
 
     def _loaded(self, node, key) -> bool:
@@ -315,6 +348,16 @@ class Module:
         if self.single:
             return items[0]
         return "(" + "".join(f"{i}, " for i in items) + ")"
+
+
+def _blas_product(node, key) -> bool:
+    """Whether the node is a float ``dot`` of 1-d or 2-d operands (a BLAS call)."""
+    return (
+        type(node.op) is linalg.Dot
+        and all(t.dtype in ("float32", "float64") for t in key[1] + key[2])
+        and all(1 <= t.ndim <= 2 for t in key[1])
+        and key[1][0].dtype == key[1][1].dtype
+    )
 
 
 def _imported_names() -> set:

@@ -33,6 +33,7 @@ from fusegraph.backends.numba.kernels.base import (
     DECORATOR,
     IMPORTS,
     SUPPORTED,
+    as_blas,
     as_c,
     kernel_source,
     unsupported,
@@ -45,6 +46,7 @@ __all__ = [
     "DECORATOR",
     "kernel_source",
     "blas_dot",
+    "as_blas",
     "as_c",
     "unsupported",
 ]

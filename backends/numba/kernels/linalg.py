@@ -169,17 +169,18 @@ def _tensordot(code, ta, tb, out, axes_a, axes_b, perm_b_free=None):
         ("i0", ta, free_a + list(axes_a), "(ma, kk)"),
         ("i1", tb, list(axes_b) + free_b, "(kk, nb)"),
     ):
-        moved = arr if perm == list(range(len(perm))) else f"{arr}.transpose({_tup(perm)})"
+        order = ",".join(map(str, perm))
+        moved = arr if perm == list(range(len(perm))) else f"permuted({arr}, {order!r})"
         if not perm:
             moved = f"{arr}.reshape(1)"
         cast = f".astype({dt})" if t.dtype != out.dtype else ""
-        code(f"m{arr[1]} = as_c({moved}){cast}.reshape({shape2})")
+        code(f"m{arr[1]} = c_view(as_c({moved}){cast}, {shape2})")
     two = type(out)(out.dtype, (None, None))
     _new(code, "o2", ["ma", "nb"], out.dtype)
     _dot2(code, "m0", "m1", two, two, two, "o2")
     dims = [f"i0.shape[{k}]" for k in free_a] + [f"i1.shape[{k}]" for k in free_b]
     if dims:
-        code(f"return o2.reshape({_tup(dims)})")
+        code(f"return c_view(o2, {_tup(dims)})")
     else:
         _new(code, "out", [], out.dtype)
         code("out[()] = o2[0, 0]", "return out")

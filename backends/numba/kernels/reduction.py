@@ -31,7 +31,8 @@ def _grouped(code, nd, axes):
     (kept dims, reduced dims, perm)."""
     kept = [k for k in range(nd) if k not in axes]
     perm = kept + sorted(axes)
-    code("y = i0" if perm == list(range(nd)) else f"y = i0.transpose({_tup(perm)})")
+    order = ",".join(map(str, perm))
+    code("y = i0" if perm == list(range(nd)) else f"y = permuted(i0, {order!r})")
     dims = _shape_vars(code, "y", "n", nd)
     return dims[: len(kept)], dims[len(kept) :], perm
 
@@ -125,7 +126,8 @@ def _softmax(op, in_types, out_types, name):
     nd = len(in_types[0].shape)
     outer, inner, perm = _grouped(code, nd, set(op.axis))
     _new(code, "out", [f"i0.shape[{k}]" for k in range(nd)], dt)
-    code("ot = out" if perm == list(range(nd)) else f"ot = out.transpose({_tup(perm)})")
+    order = ",".join(map(str, perm))
+    code("ot = out" if perm == list(range(nd)) else f"ot = permuted(out, {order!r})")
     oidx = _loops(code, outer, "o")
 
     def yidx(r):

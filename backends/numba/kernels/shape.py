@@ -104,7 +104,7 @@ def _dimshuffle(op, in_types, out_types, name):
     if perm == list(reversed(range(op.input_ndim))) and op.input_ndim > 1:
         y = "i0.T"  # typed F-layout for a C input: BLAS takes it without a copy
     elif perm != list(range(op.input_ndim)):
-        y = f"i0.transpose({_tup(perm)})"
+        y = f"permuted(i0, {','.join(map(str, perm))!r})"
     items = ["None" if a == "x" else ":" for a in op.new_order] + ["0"] * len(op.dropped)
     if not out_types[0].shape:
         _new(code, "out", [], out_types[0].dtype)
