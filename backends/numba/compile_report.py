@@ -48,7 +48,8 @@ class Report:
 
     def record(self, kind: str, what: str, origin: str, seconds: float, numba: dict) -> None:
         """Record one unit (``kind`` "kernel", "stage" or "entry"; ``origin`` "memory",
-        "disk" or "compiled") and report progress if the compile has run long."""
+        "disk", "worker" (compiled by the worker process) or "compiled") and report
+        progress if the compile has run long."""
         self.units.append(dict(kind=kind, what=what, origin=origin, seconds=seconds, **numba))
         now = perf_counter()
         if self._quiet or now - self._start < PROGRESS_AFTER:
@@ -71,7 +72,7 @@ class Report:
         total = sum(u["seconds"] for u in self.units)
         typing = sum(u["typing"] for u in self.units)
         llvm = sum(u["llvm"] for u in self.units)
-        origins = {"memory": 0, "disk": 0, "compiled": 0}
+        origins = {"memory": 0, "disk": 0, "worker": 0, "compiled": 0}
         for u in self.units:
             origins[u["origin"]] += 1
         return {

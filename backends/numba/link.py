@@ -157,7 +157,7 @@ def _intrinsic(key: int, signature, name: str):
 
 
 def parameter_type(var_type) -> numba.types.Array:
-    """The Numba type of a linked kernel's parameter for a graph variable of type
+    """The Numba type of a linked function's parameter for a graph variable of type
     ``var_type``: C-contiguous (the caller passes ``as_c`` of its value), so that loops
     vectorise and the signature follows from the graph alone."""
     return numba.types.Array(numba.from_dtype(np.dtype(var_type.dtype)), var_type.ndim, "C")

@@ -11,7 +11,7 @@ from time import perf_counter
 import numba
 import numpy as np
 
-from fusegraph.backends.numba import cache, compile_report, link
+from fusegraph.backends.numba import cache, compile_report, link, workers
 from fusegraph.backends.numba.codegen import CONSTANTS, KERNELS, Module
 from fusegraph.backends.numba.compile_report import Report
 
@@ -47,20 +47,14 @@ class Compiled:
         self.linked_sources = {name: unit[0] for name, unit in module.linked.items()}
         self.report = Report(label, len(module.linked) + 1)
         self.report.codegen = perf_counter() - start
-        kernels = {}
-        namespace = {CONSTANTS: module.constants, KERNELS: kernels}
+        self._kernels = {}
+        namespace = {CONSTANTS: module.constants, KERNELS: self._kernels}
+        self._link_kernels([(n, *u) for n, u in module.linked.items() if not u[3]])
         for name, (source, argtypes, function, reads) in module.linked.items():
-            start = perf_counter()
-            dispatcher = getattr(cache.load_module(source, namespace if reads else None), function)
-            kernels[name], origin = link.kernel(dispatcher, argtypes, name)
-            numba_seconds = compile_report.numba_seconds(dispatcher, argtypes)
-            self.report.record(
-                "stage" if reads else "kernel",
-                source.split("\n", 1)[0].removeprefix("# fusegraph "),
-                origin,
-                perf_counter() - start,
-                numba_seconds if origin == "compiled" else {"typing": 0.0, "llvm": 0.0},
-            )
+            if reads:  # a stage: after the kernels, whose intrinsics its module binds
+                start = perf_counter()
+                stage = getattr(cache.load_module(source, namespace), function)
+                self._link(name, source, stage, argtypes, start)
         start = perf_counter()
         self._module = cache.load_module(module.source, namespace)
         self.entry = self._module.entry
@@ -80,6 +74,47 @@ class Compiled:
         origin = self._compile(signature)
         numba_seconds = compile_report.numba_seconds(self.call, signature)
         self.report.record("entry", "entry", origin, perf_counter() - start, numba_seconds)
+
+    def _link_kernels(self, units) -> None:
+        """Link the kernels ``units`` ((name, source, argument types, function, _)), the
+        ones this process has not loaded shared with a worker process when there are enough
+        (``workers``): it compiles from the back of the list while this process compiles
+        from the front, then this process loads the worker's from the disk cache."""
+        dispatchers, cold = {}, []
+        for name, source, argtypes, function, _ in units:
+            module = cache.load_module(source)  # writes the file before the worker reads it
+            dispatchers[name] = getattr(module, function)
+            if not link.is_loaded(name) and module.__dict__[cache.CACHEABLE]:
+                cold.append((name, source, function, argtypes))
+        shared = workers.Shared(cold) if workers.enabled() else None
+        theirs = set()
+        if shared is not None and shared.theirs is not None:
+            while (unit := shared.next()) is not None:
+                name, source, _, argtypes = unit
+                self._link(name, source, dispatchers[name], argtypes, perf_counter())
+            for name, source, _, argtypes in shared.theirs:
+                start = perf_counter()
+                if shared.wait(name):
+                    theirs.add(name)
+                self._link(name, source, dispatchers[name], argtypes, start, name in theirs)
+        for name, source, argtypes, _, _ in units:
+            if name not in self._kernels:
+                self._link(name, source, dispatchers[name], argtypes, perf_counter())
+
+    def _link(self, name, source, dispatcher, argtypes, start, by_worker=False) -> None:
+        """Compile (or load) one linked unit and record it in the report."""
+        self._kernels[name], origin = link.kernel(dispatcher, argtypes, name)
+        if by_worker and origin == "disk":
+            origin = "worker"
+        self.report.record(
+            "stage" if source.startswith("# fusegraph stage") else "kernel",
+            source.split("\n", 1)[0].removeprefix("# fusegraph "),
+            origin,
+            perf_counter() - start,
+            compile_report.numba_seconds(dispatcher, argtypes)
+            if origin == "compiled"
+            else {"typing": 0.0, "llvm": 0.0},
+        )
 
     def _compile(self, signature) -> str:
         with self._lock:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fusegraph as fg
-from fusegraph.backends.numba import codegen, compile_report, link
+from fusegraph.backends.numba import codegen, compile_report, link, workers
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
@@ -136,3 +136,36 @@ def test_a_warm_process_loads_every_unit_from_the_disk_cache(tmp_path):
     assert [origin for _, origin in cold] == ["compiled"] * len(cold)
     assert [kind for kind, _ in warm] == [kind for kind, _ in cold]
     assert [origin for _, origin in warm] == ["disk"] * len(warm)
+
+
+def _many_kernels(a, b):
+    """Reductions over different axes: six kernels."""
+    return [
+        fg.sin(a).sum(axis=0),
+        fg.cos(a).sum(axis=1),
+        fg.tanh(a).max(axis=0),
+        fg.exp(-a).min(axis=1),
+        fg.arctan(a).sum(),
+        (a * b).prod(axis=0),
+    ]
+
+
+@pytest.mark.parametrize("workers_on", [True, False])
+def test_a_worker_process_compiles_part_of_the_kernels(monkeypatch, workers_on):
+    if not workers_on:
+        monkeypatch.setenv("FUSEGRAPH_COMPILE_WORKERS", "0")
+    x, y = fg.matrix("x"), fg.matrix("y")
+    scale = 2.0 if workers_on else 3.0  # new kernels in each case
+    f = fg.function([x, y], _many_kernels(x * scale, y))
+    origins = [u["origin"] for u in _linked(f)]
+    assert len(origins) == 6
+    if workers_on and workers.enabled():
+        assert "worker" in origins and "compiled" in origins
+    else:
+        assert "worker" not in origins
+    a, b = np.random.default_rng(3).normal(size=(2, 4, 5))
+    a2 = a * scale
+    want = [np.sin(a2).sum(axis=0), np.cos(a2).sum(axis=1), np.tanh(a2).max(axis=0)]
+    want += [np.exp(-a2).min(axis=1), np.arctan(a2).sum(), (a2 * b).prod(axis=0)]
+    for got, w in zip(f(a, b), want, strict=True):
+        np.testing.assert_allclose(got, w, rtol=1e-13)

@@ -38,6 +38,8 @@ def as_c(a):
 def _as_c(a):
     if a.layout == "C":
         return lambda a: a
+    if a.ndim == 0:  # always contiguous (np.ascontiguousarray would make it 1-d)
+        return lambda a: arrays.c_view(a, ())
 
     def impl(a):
         if a.flags.c_contiguous:

@@ -1,0 +1,175 @@
+"""Compiling linked kernels in a second process, on the machine's other core.
+
+Linked kernels (``link``) are independent: while this process compiles them from the front
+of a function's list, a worker process compiles them from the back, into the shared disk
+cache, and this process then loads each worker-compiled kernel from there. The worker is
+started on the first compile with enough kernels to share (``MIN_SHARED``), kept for the
+process's later compiles, and ends when this process does.
+
+``FUSEGRAPH_COMPILE_WORKERS=0`` switches it off; it is off too on one core, and when the
+disk cache is not usable (the worker's code could not reach this process). A worker that
+fails or dies costs nothing but time: this process compiles what it did not.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import numba
+import numpy as np
+
+#: The fewest cold kernels a compile shares with the worker (starting one costs a second).
+MIN_SHARED = 4
+
+_lock = threading.Lock()
+_worker: subprocess.Popen | None = None
+
+
+def enabled() -> bool:
+    """Whether compiles may use a worker process."""
+    if os.environ.get("FUSEGRAPH_COMPILE_WORKERS", "1") == "0":
+        return False
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    return cores > 1
+
+
+def _encode(argtypes) -> list:
+    return [
+        ["bool"] if t == numba.types.boolean else [str(t.dtype), t.ndim, t.layout] for t in argtypes
+    ]
+
+
+def _decode(encoded) -> tuple:
+    types = []
+    for item in encoded:
+        if item == ["bool"]:
+            types.append(numba.types.boolean)
+        else:
+            dtype, ndim, layout = item
+            types.append(numba.types.Array(numba.from_dtype(np.dtype(dtype)), ndim, layout))
+    return tuple(types)
+
+
+def _start() -> subprocess.Popen | None:
+    global _worker
+    with _lock:
+        if _worker is not None and _worker.poll() is None:
+            return _worker
+        try:
+            _worker = subprocess.Popen(
+                [sys.executable, "-m", "fusegraph.backends.numba.workers"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                bufsize=1,
+                env=dict(os.environ, FUSEGRAPH_COMPILE_WORKERS="0"),
+            )
+        except OSError:
+            _worker = None
+        return _worker
+
+
+def _stop() -> None:
+    worker = _worker
+    if worker is not None and worker.poll() is None:
+        try:
+            worker.stdin.close()
+            worker.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            worker.kill()
+
+
+atexit.register(_stop)
+
+
+class Shared:
+    """A list of cold kernels shared with the worker: :meth:`next` gives this process the
+    next one from the front, ``None`` when the rest are the worker's or done; the worker
+    takes them from the back. :meth:`wait` blocks until the worker has finished with a
+    kernel (then it is in the disk cache, unless the worker failed: compile it here)."""
+
+    def __init__(self, units: list):
+        self.units = collections.deque(units)
+        self._done: dict = {}
+        self._cond = threading.Condition()
+        self._worker = _start() if len(units) >= MIN_SHARED else None
+        #: the units the worker took (None without a worker)
+        self.theirs: list | None = None
+        if self._worker is not None:
+            self.theirs = []
+            threading.Thread(target=self._feed, daemon=True).start()
+
+    def next(self):
+        with self._cond:
+            return self.units.popleft() if self.units else None
+
+    def _feed(self) -> None:
+        worker = self._worker
+        while True:
+            with self._cond:
+                if not self.units:
+                    return
+                unit = self.units.pop()
+                self.theirs.append(unit)
+            name, source, function, argtypes = unit
+            request = dict(
+                source=source,
+                function=function,
+                argtypes=_encode(argtypes),
+                cache_dir=os.environ.get("FUSEGRAPH_CACHE_DIR"),
+            )
+            try:
+                worker.stdin.write(json.dumps(request) + "\n")
+                worker.stdin.flush()
+                ok = json.loads(worker.stdout.readline() or "false")
+            except (OSError, ValueError):
+                ok = False
+            with self._cond:
+                self._done[name] = bool(ok)
+                self._cond.notify_all()
+            if not ok:
+                return  # a failed or dead worker gets no more: this process takes the rest
+
+    def wait(self, name: str) -> bool:
+        """Block until the worker is done with ``name``; whether it compiled it."""
+        with self._cond:
+            while name not in self._done:
+                self._cond.wait()
+            return self._done[name]
+
+
+def main() -> None:
+    """The worker: compile each requested kernel (one JSON line each) into the disk cache,
+    answering ``true`` or ``false`` per line."""
+    from fusegraph.backends.numba import cache
+
+    for line in sys.stdin:
+        try:
+            request = json.loads(line)
+            if request["cache_dir"] is None:  # the requester's cache, which tests change
+                os.environ.pop("FUSEGRAPH_CACHE_DIR", None)
+            else:
+                os.environ["FUSEGRAPH_CACHE_DIR"] = request["cache_dir"]
+            module = cache.load_module(request["source"])
+            if not module.__dict__[cache.CACHEABLE]:
+                raise RuntimeError("no disk cache")
+            getattr(module, request["function"]).compile(_decode(request["argtypes"]))
+            answer = True
+        except Exception:  # noqa: BLE001 - the requesting process compiles it instead
+            answer = False
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
