@@ -29,6 +29,7 @@ nodes run stays a dispatcher of its own, compiled once."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import importlib
 import itertools
@@ -41,7 +42,7 @@ import numpy as np
 from fusegraph.backends.numba import cache, inline, kernels, link, loops
 from fusegraph.backends.numba.cache import ENTRY_DECORATOR, KERNEL_DECORATOR, LINKED_DECORATOR
 from fusegraph.backends.numba.scalar_code import np_dtype
-from fusegraph.graph import Constant, FunctionGraph
+from fusegraph.graph import Constant, FunctionGraph, constant
 from fusegraph.ops import checks, grad_ops, indexing, linalg
 
 #: The global through which ``cache.load_module`` injects the large constants.
@@ -61,7 +62,6 @@ LITERAL_LIMIT = 64
 #: compiles 1 s slower). But Numba's SSA reconstruction grows with the square of a function's
 #: size, and beyond about 60 nodes that costs more than the stages do.
 STAGE_NODES = 64
-STAGE_DECORATOR = LINKED_DECORATOR[:-1] + ", _dbg_optnone=True)"
 #: The message of the ValueError the entry raises when an input's shape contradicts its type.
 SHAPE_ERROR = "an input's shape differs from its static type"
 
@@ -126,35 +126,37 @@ class Module:
         taken = _imported_names()  # inlined kernels read these globals
         self.names = {v: _identifier(v.name, taken) for v in fgraph.inputs}
         order = fgraph.toposort()
+        large = len(order) > LINK_NODES
+        # in a large graph, index ops take their constant indices as arguments: the nodes
+        # of x[:, 0:32] and x[:, 32:64] then run one linked kernel
+        inputs = [_parameterised(node) if large else node.inputs for node in order]
         keys = [
-            (node.op, tuple(v.type for v in node.inputs), tuple(v.type for v in node.outputs))
-            for node in order
+            (op_of(node, ins), tuple(v.type for v in ins), tuple(v.type for v in node.outputs))
+            for node, ins in zip(order, inputs)
         ]
         uses = collections.Counter(keys)
-        large = len(order) > LINK_NODES
         globals_, kernel_src, calls = [], [], []
         kernel_names: dict = {}
         inlinable: dict = {}  # key -> the kernel's definition, for kernels written inline
-        linked: set = set()  # the keys of linked kernels
         products: set = set()  # the keys of linked BLAS products (``_linked_product``)
         # Generated names start with "_" (kernels ``_k<j>_<op>``, node outputs ``_v<k>``,
         # locals of inlined kernels ``_n<k>_<name>``, constants ``_c<j>``, stages
         # ``_stage<j>``), which ``_identifier`` never gives an input: no clash.
-        for k, (node, key) in enumerate(zip(order, keys)):
+        for k, (node, node_inputs, key) in enumerate(zip(order, inputs, keys)):
             label = f"n{k}"
             self.node_names[node] = label
-            for var in node.inputs:
+            for var in node_inputs:
                 if isinstance(var, Constant) and var not in self.names:
                     globals_.append(self._constant(var))
             outs = []
             for j, var in enumerate(node.outputs):
                 self.names[var] = f"_v{k}" if len(node.outputs) == 1 else f"_v{k}_{j}"
                 outs.append(self.names[var])
-            args = [self.names[v] for v in node.inputs]
+            args = [self.names[v] for v in node_inputs]
             if key not in kernel_names:
                 kname = f"_k{len(kernel_names)}_{type(node.op).__name__.lower()}"
                 kernel_names[key] = kname
-                src = self._kernel(node, *key[1:], kname)
+                src = self._kernel(key, node.trace, kname)
                 # A small kernel is written into the calling function at every node that
                 # runs it. A larger one is linked (compiled once as a module of its own and
                 # called through a pointer, ``link``) in a large graph or when this process
@@ -174,7 +176,6 @@ class Module:
                     inlinable[key], src = found
                 elif linking:
                     globals_.append(self._linked(node, key, kname))
-                    linked.add(key)
                     src = ""
                 elif uses[key] > 1:
                     src = src.replace(KERNEL_DECORATOR, ENTRY_DECORATOR, 1)
@@ -182,9 +183,6 @@ class Module:
                     kernel_src.append(src)
             if key in inlinable:
                 call = inline.inline_body(inlinable[key], f"_n{k}_", args, outs)
-            elif key in linked:
-                passed = ", ".join(f"as_c({a})" for a in args)
-                call = [f"{', '.join(outs)} = {kernel_names[key]}({passed})"]
             elif key in products:
                 call = [f"_n{k}_m{i}, _n{k}_t{i} = as_blas({a})" for i, a in enumerate(args)]
                 passed = ", ".join(f"_n{k}_m{i}, _n{k}_t{i}" for i in range(len(args)))
@@ -240,7 +238,7 @@ class Module:
             ]
             args = ", ".join(self.names[v] for v in params)
             result = "".join(f"{self.names[v]}, " for v in live)
-            decorator = STAGE_DECORATOR if link_stages else ENTRY_DECORATOR
+            decorator = LINKED_DECORATOR if link_stages else ENTRY_DECORATOR
             lines = [decorator, f"def _stage{j}({args}):"]
             lines += [line for lines_ in calls[start:end] for line in lines_]
             lines.append(f"    return ({result})")
@@ -250,8 +248,6 @@ class Module:
                 text.append(self._link(source, argtypes, f"_stage{j}", f"_stage{j}", True))
             else:
                 text.append("\n".join(lines) + "\n\n")
-            if link_stages:
-                args = ", ".join(f"as_c({self.names[v]})" for v in params)
             body.append(f"    {result}= _stage{j}({args})" if live else f"    _stage{j}({args})")
         return "".join(text) + "\n\n", body
 
@@ -275,7 +271,7 @@ class Module:
         and the module depends on the graph alone. Written into every node that runs it, a
         product costs more to compile than the call."""
         argtypes = tuple(x for t in key[1] for x in (link.parameter_type(t), numba.types.boolean))
-        src = self._kernel(node, *key[1:], "product")
+        src = self._kernel(key, node.trace, "product")
         lines = [LINKED_DECORATOR, "def kernel(i0, t0, i1, t1):"]
         flips = [i for i, t in enumerate(key[1]) if t.ndim == 2]  # 1-d operands are C
         for mask in itertools.product((True, False), repeat=len(flips)):
@@ -285,7 +281,7 @@ class Module:
             operands = [f"i{i}.T" if (i, True) in zip(flips, mask) else f"i{i}" for i in (0, 1)]
             lines += [f"    if {test}:", f"        return product({', '.join(operands)})"]
         lines.append("    return product(i0, i1)")
-        header = f"# fusegraph kernel: {node.op} (BLAS)\n# arguments: {argtypes}\n"
+        header = f"# fusegraph kernel: {key[0]} (BLAS)\n# arguments: {argtypes}\n"
         source = f"{header}{_imports()}\n\n{src}\n\n" + "\n".join(lines) + "\n"
         return self._link(source, argtypes, "kernel", kname).rstrip("\n")
 
@@ -297,8 +293,9 @@ class Module:
         """The source of the linked module of ``key``'s kernel, and its argument types."""
         argtypes = tuple(link.parameter_type(t) for t in key[1])
         # named "kernel" wherever it runs, so that the same kernel is the same module
-        src = self._kernel(node, *key[1:], "kernel").replace(KERNEL_DECORATOR, LINKED_DECORATOR, 1)
-        header = f"# fusegraph kernel: {node.op}\n# arguments: {argtypes}\n"
+        src = self._kernel(key, node.trace, "kernel", contiguous=True)
+        src = src.replace(KERNEL_DECORATOR, LINKED_DECORATOR, 1)
+        header = f"# fusegraph kernel: {key[0]}\n# arguments: {argtypes}\n"
         return f"{header}{_imports()}\n\n{src}", argtypes
 
     def _constant(self, var: Constant) -> str:
@@ -312,16 +309,17 @@ class Module:
         digest = hashlib.sha256(data.tobytes()).hexdigest()
         return f"{name} = {CONSTANTS}[{name!r}]  # {data.dtype.name} {data.shape}, sha256 {digest}"
 
-    def _kernel(self, node, in_types, out_types, kname) -> str:
-        if isinstance(node.op, loops.LOOP_OPS):
-            return loops.kernel_source(node.op, in_types, out_types, kname, self.parallel)
-        if type(node.op) not in kernels.SUPPORTED:
+    def _kernel(self, key, trace, kname, contiguous=False) -> str:
+        op, in_types, out_types = key
+        if isinstance(op, loops.LOOP_OPS):
+            return loops.kernel_source(op, in_types, out_types, kname, self.parallel, contiguous)
+        if type(op) not in kernels.SUPPORTED:
             raise NotImplementedError(
-                f"{node.op} ({type(node.op).__name__}) has no Numba implementation (node "
-                f"built at {node.trace}); compile with mode='py', or register a kernel with "
+                f"{op} ({type(op).__name__}) has no Numba implementation (node "
+                f"built at {trace}); compile with mode='py', or register a kernel with "
                 "fusegraph.backends.numba.kernels.kernel_source.register"
             )
-        return kernels.kernel_source(node.op, in_types, out_types, kname)
+        return kernels.kernel_source(op, in_types, out_types, kname)
 
     def _shape_checks(self) -> list:
         lines = []
@@ -348,6 +346,38 @@ class Module:
         if self.single:
             return items[0]
         return "(" + "".join(f"{i}, " for i in items) + ")"
+
+
+def _parameterised(node) -> list:
+    """The inputs of ``node``, with the constant integers of an index op's entries as
+    inputs of their own (0-d int64 constants) when it is ``IncSubtensor`` or
+    ``AdvancedSubtensor``; ``op_of`` gives the op that takes them."""
+    op = node.op
+    if not isinstance(op, (indexing.IncSubtensor, indexing.AdvancedSubtensor)):
+        return list(node.inputs)
+    first = 2 if isinstance(op, indexing.IncSubtensor) else 1
+    inputs, rest = list(node.inputs[:first]), iter(node.inputs[first:])
+    for entry in op.idx:
+        for field in entry[1:]:
+            if field == indexing.SYMBOLIC:
+                inputs.append(next(rest))
+            elif isinstance(field, int):
+                inputs.append(constant(np.int64(field)))
+        if entry[0] in ("array", "mask"):
+            inputs.append(next(rest))
+    return inputs
+
+
+def op_of(node, inputs):
+    """The op that computes ``node`` from ``inputs`` (``_parameterised``)."""
+    op = node.op
+    if len(inputs) == len(node.inputs):
+        return op
+    idx = tuple(
+        (entry[0], *(indexing.SYMBOLIC if isinstance(f, int) else f for f in entry[1:]))
+        for entry in op.idx
+    )
+    return dataclasses.replace(op, idx=idx)
 
 
 def _blas_product(node, key) -> bool:

@@ -7,13 +7,13 @@ once per process (or loaded from Numba's disk cache), and the functions that run
 machine code through a pointer:
 
 * :func:`kernel` compiles the kernel's dispatcher for its signature (C-contiguous arrays,
-  which the caller makes with ``kernels.as_c``: a view when the value is contiguous at run
-  time, else a copy; so the signature follows from the graph alone), and enters the
-  address of its native function in the process's kernel table under a 64-bit key derived
-  from the kernel module's name (a digest of its source);
+  so that its loops vectorise and the signature follows from the graph alone), and enters
+  the address of its native function in the process's kernel table under a 64-bit key
+  derived from the kernel module's name (a digest of its source);
 * the intrinsic it returns emits, at each call site, a lookup of that key in the table and
   a call through Numba's own calling convention (exceptions propagate as from any njit
-  call).
+  call); an argument typed with another layout is passed as a view typed C when it is
+  contiguous at run time, else as a C copy.
 
 The table is the one symbol the generated code links against, registered when this module
 is imported, so machine code loaded from Numba's disk cache never refers to an address of
@@ -31,6 +31,8 @@ import numpy as np
 from llvmlite import ir
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from fusegraph.backends.numba import arrays
 
 #: The symbol through which generated code finds the table.
 TABLE_SYMBOL = "fusegraph_kernel_table"
@@ -131,15 +133,46 @@ def _function_pointer(context, builder, key: int, name: str):
     return builder.load(builder.gep(table, [zero, index]))
 
 
+def _contiguous(a):
+    """A C-contiguous array equal to ``a`` (of any layout): a view typed C when ``a`` is
+    C-contiguous at run time, else a copy."""
+    if a.flags.c_contiguous:
+        return arrays.c_view(a, a.shape)
+    return np.ascontiguousarray(a)
+
+
+def _contiguous_0d(a):
+    return arrays.c_view(a, ())  # (np.ascontiguousarray would make it 1-d)
+
+
+def _argument(context, builder, value, actual, param, owned):
+    """``value`` (of Numba type ``actual``) as the parameter type ``param``: arrays typed C
+    as they are, others through ``_contiguous`` (compiled once per type and process), whose
+    result is appended to ``owned`` (the caller releases it after the call)."""
+    if isinstance(param, numba.types.Array) and actual.layout != "C":
+        view = actual.copy(layout="C", readonly=False)
+        convert = _contiguous_0d if actual.ndim == 0 else _contiguous
+        value = context.compile_internal(builder, convert, view(actual), [value])
+        owned.append((view, value))
+        actual = view
+    return context.cast(builder, value, actual, param)
+
+
 def _intrinsic(key: int, signature, name: str):
     def codegen(context, builder, sig, args):
-        args = [context.cast(builder, v, a, b) for v, a, b in zip(args, sig.args, signature.args)]
+        owned = []
+        args = [
+            _argument(context, builder, v, a, p, owned)
+            for v, a, p in zip(args, sig.args, signature.args)
+        ]
         fnty = context.call_conv.get_function_type(signature.return_type, signature.args)
         address = _function_pointer(context, builder, key, name)
         callee = builder.inttoptr(address, fnty.as_pointer())
         status, result = context.call_conv.call_function(
             builder, callee, signature.return_type, signature.args, args
         )
+        for view, value in owned:
+            context.nrt.decref(builder, view, value)
         with cgutils.if_unlikely(builder, status.is_error):
             context.call_conv.return_status_propagate(builder, status)
         return result
@@ -158,8 +191,8 @@ def _intrinsic(key: int, signature, name: str):
 
 def parameter_type(var_type) -> numba.types.Array:
     """The Numba type of a linked function's parameter for a graph variable of type
-    ``var_type``: C-contiguous (the caller passes ``as_c`` of its value), so that loops
-    vectorise and the signature follows from the graph alone."""
+    ``var_type``: C-contiguous (``_argument`` converts what a call site passes), so that
+    loops vectorise and the signature follows from the graph alone."""
     return numba.types.Array(numba.from_dtype(np.dtype(var_type.dtype)), var_type.ndim, "C")
 
 

@@ -204,8 +204,9 @@ def _prod(items) -> str:
 class _Kernel:
     """The state of one rendering: the node's scalar graph, its dtypes and static shapes."""
 
-    def __init__(self, op, in_types, out_types, name, parallel=False):
+    def __init__(self, op, in_types, out_types, name, parallel=False, contiguous=False):
         self.src_op = op
+        self.contiguous = contiguous
         in_types = list(in_types)
         self.op = op = as_fused(op, in_types)
         self.name = name
@@ -683,9 +684,10 @@ class _Kernel:
         """When input ``i`` can be read through a flat view of the loop's size: C order, and
         (unless its dims are the loop's, so its size is) the loop's size."""
         t = self.in_types[i]
+        c_order = [] if self.contiguous else [f"i{i}.flags.c_contiguous"]
         if t.ndim == self.ndim and 1 not in t.shape:
-            return f"i{i}.flags.c_contiguous"
-        return f"i{i}.flags.c_contiguous and i{i}.size == size"
+            return " and ".join(c_order)
+        return " and ".join(c_order + [f"i{i}.size == size"])
 
     def trailing(self) -> bool:
         """Whether the reduction is over trailing axes (the fast path's outer x inner)."""
@@ -802,6 +804,7 @@ class _Kernel:
             general = self.par_switch(["n0 > 1"], setup, loop, general, trig)
         if self.fast_ok():
             conds = [self.flat_cond(i) for i in range(self.nin) if not self.hoisted[i]]
+            conds = [c for c in conds if c]  # (none for contiguous inputs of the loop's dims)
             fast = [f"f{i} = flat_view(i{i})" for i in range(self.nin) if not self.hoisted[i]]
             for k in outs:
                 if self.is_red(k):
@@ -863,7 +866,9 @@ class _Kernel:
         return "\n\n".join(["\n".join(head + [_IND + t for t in lines]) + "\n", *self.helpers])
 
 
-def kernel_source(op, in_types, out_types, name: str, parallel: bool = False) -> str:
+def kernel_source(
+    op, in_types, out_types, name: str, parallel: bool = False, contiguous: bool = False
+) -> str:
     """The source of one njit function ``name(i0, i1, ...)`` computing the node like
     ``op.impl``: same dtypes, shapes and values (transcendentals within a few ulp; float
     sums up to rounding order), returning the output or a tuple of the outputs.
@@ -875,11 +880,14 @@ def kernel_source(op, in_types, out_types, name: str, parallel: bool = False) ->
         name: the function's name.
         parallel: whether to compile with ``parallel=True`` and run the outer dimension of
             the large loops with ``numba.prange`` (same results; see the file's comment).
+        contiguous: whether the inputs are C-contiguous arrays (a linked kernel's, see
+            ``link``): then the flat loop needs no layout test, and the nested one is
+            rendered only where an input's size may differ from the loop's.
 
     The source needs the globals of ``IMPORTS`` (this module's) and
     ``__fusegraph_cacheable__`` (set by ``cache.load_module``).
     """
-    return _Kernel(op, in_types, out_types, name, parallel).render()
+    return _Kernel(op, in_types, out_types, name, parallel, contiguous).render()
 
 
 def module_source(kernels) -> str:

@@ -81,12 +81,15 @@ def _start() -> subprocess.Popen | None:
 
 def _stop() -> None:
     worker = _worker
-    if worker is not None and worker.poll() is None:
-        try:
-            worker.stdin.close()
-            worker.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            worker.kill()
+    if worker is None:
+        return
+    try:
+        worker.stdin.close()
+        worker.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        worker.kill()
+        worker.wait()
+    worker.stdout.close()
 
 
 atexit.register(_stop)

@@ -4,7 +4,7 @@ import numba
 import numpy as np
 import pytest
 
-from fusegraph.backends.numba.arrays import c_view, empty_c, flat_view
+from fusegraph.backends.numba.arrays import c_view, empty_c, flat_view, permuted
 
 
 @numba.njit
@@ -34,3 +34,21 @@ def test_empty_c_and_views_match_numpy():
     assert empty[0].shape == (0, 3) and empty[1].shape == (3, 0)
     with pytest.raises(ValueError, match="negative dimensions"):
         _shapes(-1, 3)
+
+
+@numba.njit
+def _permutations(a):
+    return permuted(a, "2,0,1"), permuted(a, "0,1,2"), permuted(a[:, ::2], "1,2,0")
+
+
+def test_permuted_views_match_numpy_transpose():
+    a = np.arange(24.0).reshape(2, 3, 4)
+    for x in (a, a[::-1], a.transpose(1, 0, 2), a[:, :0]):
+        got = _permutations(x)
+        want = [x.transpose(2, 0, 1), x, x[:, ::2].transpose(1, 2, 0)]
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+            assert g.shape == w.shape and (w.size == 0 or g.strides == w.strides)
+            assert w.size == 0 or np.shares_memory(g, x)
+    scalar = numba.njit(lambda s: permuted(s, ""))(np.array(3.5))
+    assert scalar.shape == () and scalar[()] == 3.5

@@ -169,3 +169,42 @@ def test_a_worker_process_compiles_part_of_the_kernels(monkeypatch, workers_on):
     want += [np.exp(-a2).min(axis=1), np.arctan(a2).sum(), (a2 * b).prod(axis=0)]
     for got, w in zip(f(a, b), want, strict=True):
         np.testing.assert_allclose(got, w, rtol=1e-13)
+
+
+def test_index_ops_with_other_constant_indices_share_one_kernel():
+    x, y = fg.matrix("x"), fg.matrix("y")
+    outs = [fg.inc_subtensor(x[:, k : k + 2], y) for k in (0, 2, 4)]
+    outs += [fg.set_subtensor(x[k], y[0, 0]) for k in (1, 3)]
+    f = fg.function([x, y], outs)
+    assert len(_linked(f)) == 2  # one kernel for the slices, one for the rows
+    a, b = np.random.default_rng(4).normal(size=(2, 6, 6))
+    b = b[:, :2]
+    want = []
+    for k in (0, 2, 4):
+        w = a.copy()
+        w[:, k : k + 2] += b
+        want.append(w)
+    for k in (1, 3):
+        w = a.copy()
+        w[k] = b[0, 0]
+        want.append(w)
+    for got, w in zip(f(a, b), want, strict=True):
+        np.testing.assert_allclose(got, w, rtol=1e-15)
+    with pytest.raises(IndexError):
+        fg.function([x, y], fg.set_subtensor(x[7], y[0, 0]))(a, b)
+
+
+def test_linked_products_take_transposes_without_copies_and_any_layout():
+    A, B, v = fg.matrix("A"), fg.matrix("B"), fg.vector("v")
+    outs = [A @ B, A.T @ B, A @ B.T, A.T @ B.T, A @ v, v @ B, fg.dot(v, v), A[:, ::2] @ B[::2]]
+    f = fg.function([A, B, v], outs)
+    # one kernel per pair of operand ranks: 2-d x 2-d, 2-d x 1-d, 1-d x 2-d, 1-d x 1-d
+    assert sum("(BLAS)" in u["what"] for u in _linked(f)) == 4
+    rng = np.random.default_rng(5)
+    a, b, c = rng.normal(size=(4, 4)), rng.normal(size=(4, 4)), rng.normal(size=4)
+    for x, y, z in [(a, b, c), (a.T, b[::-1], c[::-1]), (a[:, :0][:0], b[:0, :0], c[:0])]:
+        want = [x @ y, x.T @ y, x @ y.T, x.T @ y.T, x @ z, z @ y, z @ z, x[:, ::2] @ y[::2]]
+        for got, w in zip(f(x, y, z), want, strict=True):
+            np.testing.assert_allclose(got, w, rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="not aligned"):
+        f(np.ones((2, 3)), np.ones((2, 3)), np.ones(3))
