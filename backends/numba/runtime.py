@@ -48,13 +48,14 @@ class Compiled:
         self.report = Report(label, len(module.linked) + 1)
         self.report.codegen = perf_counter() - start
         self._kernels = {}
+        self._argtypes = {name: unit[1] for name, unit in module.linked.items()}
         namespace = {CONSTANTS: module.constants, KERNELS: self._kernels}
-        self._link_kernels([(n, *u) for n, u in module.linked.items() if not u[3]])
-        for name, (source, argtypes, function, reads) in module.linked.items():
-            if reads:  # a stage: after the kernels, whose intrinsics its module binds
-                start = perf_counter()
-                stage = getattr(cache.load_module(source, namespace), function)
-                self._link(name, source, stage, argtypes, start)
+        kernels = [(n, u[0], u[1], u[2]) for n, u in module.linked.items() if not u[3]]
+        stages = [(n, u[0], u[1], u[2]) for n, u in module.linked.items() if u[3]]
+        self._link_units(kernels, None, workers.MIN_SHARED)
+        if stages:  # after the kernels, whose intrinsics their modules bind
+            with workers.stage_payload(kernels, module.constants) as payload:
+                self._link_units(stages, namespace, 2, payload)
         start = perf_counter()
         self._module = cache.load_module(module.source, namespace)
         self.entry = self._module.entry
@@ -75,34 +76,34 @@ class Compiled:
         numba_seconds = compile_report.numba_seconds(self.call, signature)
         self.report.record("entry", "entry", origin, perf_counter() - start, numba_seconds)
 
-    def _link_kernels(self, units) -> None:
-        """Link the kernels ``units`` ((name, source, argument types, function, _)), the
-        ones this process has not loaded shared with a worker process when there are enough
-        (``workers``): it compiles from the back of the list while this process compiles
-        from the front, then this process loads the worker's from the disk cache."""
+    def _link_units(self, units, namespace, minimum, payload=None) -> None:
+        """Link ``units`` ((name, source, argument types, function)): with a worker process
+        (``workers``) when at least ``minimum`` are new to this process, the worker
+        compiling from the back of the list (its requests carry ``payload``) while this
+        process compiles from the front, then loads the worker's from the disk cache."""
         dispatchers, cold = {}, []
-        for name, source, argtypes, function, _ in units:
-            module = cache.load_module(source)  # writes the file before the worker reads it
+        for name, source, argtypes, function in units:
+            module = cache.load_module(source, namespace)  # its file, before a worker reads it
             dispatchers[name] = getattr(module, function)
             if not link.is_loaded(name) and module.__dict__[cache.CACHEABLE]:
-                cold.append((name, source, function, argtypes))
-        shared = workers.Shared(cold) if workers.enabled() else None
-        theirs = set()
+                request = dict(source=source, function=function, argtypes=argtypes)
+                cold.append((name, dict(request, **(payload or {}))))
+        sources = {name: source for name, source, _, _ in units}
+        shared = workers.Shared(cold, minimum) if workers.enabled() else None
         if shared is not None and shared.theirs is not None:
-            while (unit := shared.next()) is not None:
-                name, source, _, argtypes = unit
-                self._link(name, source, dispatchers[name], argtypes, perf_counter())
-            for name, source, _, argtypes in shared.theirs:
+            while (name := shared.next()) is not None:
+                self._link(name, sources[name], dispatchers[name], perf_counter())
+            for name in shared.theirs:
                 start = perf_counter()
-                if shared.wait(name):
-                    theirs.add(name)
-                self._link(name, source, dispatchers[name], argtypes, start, name in theirs)
-        for name, source, argtypes, _, _ in units:
+                by_worker = shared.wait(name)
+                self._link(name, sources[name], dispatchers[name], start, by_worker)
+        for name, _, _, _ in units:
             if name not in self._kernels:
-                self._link(name, source, dispatchers[name], argtypes, perf_counter())
+                self._link(name, sources[name], dispatchers[name], perf_counter())
 
-    def _link(self, name, source, dispatcher, argtypes, start, by_worker=False) -> None:
+    def _link(self, name, source, dispatcher, start, by_worker=False) -> None:
         """Compile (or load) one linked unit and record it in the report."""
+        argtypes = self._argtypes[name]
         self._kernels[name], origin = link.kernel(dispatcher, argtypes, name)
         if by_worker and origin == "disk":
             origin = "worker"

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 
 import numba
@@ -96,16 +98,18 @@ atexit.register(_stop)
 
 
 class Shared:
-    """A list of cold kernels shared with the worker: :meth:`next` gives this process the
-    next one from the front, ``None`` when the rest are the worker's or done; the worker
-    takes them from the back. :meth:`wait` blocks until the worker has finished with a
-    kernel (then it is in the disk cache, unless the worker failed: compile it here)."""
+    """A list of cold units ``(name, request)`` shared with the worker: :meth:`next` gives
+    this process the next name from the front, ``None`` when the rest are the worker's or
+    done; the worker takes them from the back (``theirs``). :meth:`wait` blocks until the
+    worker has finished with one (then it is in the disk cache, unless the worker failed:
+    compile it here). A request has the unit's module ``source``, ``function`` and
+    ``argtypes``, and for a stage the ``kernels`` it binds and its ``constants`` file."""
 
-    def __init__(self, units: list):
-        self.units = collections.deque(units)
+    def __init__(self, units: list, minimum: int = MIN_SHARED):
+        self.units = collections.deque(units)  # (name, request)
         self._done: dict = {}
         self._cond = threading.Condition()
-        self._worker = _start() if len(units) >= MIN_SHARED else None
+        self._worker = _start() if len(units) >= minimum else None
         #: the units the worker took (None without a worker)
         self.theirs: list | None = None
         if self._worker is not None:
@@ -114,7 +118,7 @@ class Shared:
 
     def next(self):
         with self._cond:
-            return self.units.popleft() if self.units else None
+            return self.units.popleft()[0] if self.units else None
 
     def _feed(self) -> None:
         worker = self._worker
@@ -122,13 +126,11 @@ class Shared:
             with self._cond:
                 if not self.units:
                     return
-                unit = self.units.pop()
-                self.theirs.append(unit)
-            name, source, function, argtypes = unit
+                name, request = self.units.pop()
+                self.theirs.append(name)
             request = dict(
-                source=source,
-                function=function,
-                argtypes=_encode(argtypes),
+                request,
+                argtypes=_encode(request["argtypes"]),
                 cache_dir=os.environ.get("FUSEGRAPH_CACHE_DIR"),
             )
             try:
@@ -151,6 +153,41 @@ class Shared:
             return self._done[name]
 
 
+@contextlib.contextmanager
+def stage_payload(kernels: list, constants: dict):
+    """What a stage's request carries besides its own module: the ``kernels`` it binds
+    ((name, source, argument types, function)) and the path of a file holding the large
+    ``constants`` (removed afterwards)."""
+    payload = {"kernels": [(n, src, _encode(a), f) for n, src, a, f in kernels]}
+    path = None
+    if constants:
+        fd, path = tempfile.mkstemp(suffix=".npz", prefix=".fusegraph-constants-")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **constants)
+    payload["constants"] = path
+    try:
+        yield payload
+    finally:
+        if path is not None:
+            os.unlink(path)
+
+
+def _stage_namespace(request) -> dict:
+    """In the worker: the globals a stage's module reads (``codegen``)."""
+    from fusegraph.backends.numba import cache, link
+    from fusegraph.backends.numba.codegen import CONSTANTS, KERNELS
+
+    kernels = {}
+    for name, source, argtypes, function in request["kernels"]:
+        dispatcher = getattr(cache.load_module(source), function)
+        kernels[name], _ = link.kernel(dispatcher, _decode(argtypes), name)
+    constants = {}
+    if request["constants"] is not None:
+        with np.load(request["constants"]) as data:
+            constants = {k: data[k] for k in data.files}
+    return {CONSTANTS: constants, KERNELS: kernels}
+
+
 def main() -> None:
     """The worker: compile each requested kernel (one JSON line each) into the disk cache,
     answering ``true`` or ``false`` per line."""
@@ -163,7 +200,10 @@ def main() -> None:
                 os.environ.pop("FUSEGRAPH_CACHE_DIR", None)
             else:
                 os.environ["FUSEGRAPH_CACHE_DIR"] = request["cache_dir"]
-            module = cache.load_module(request["source"])
+            namespace = None
+            if "kernels" in request:  # a stage: its module binds the kernels' intrinsics
+                namespace = _stage_namespace(request)
+            module = cache.load_module(request["source"], namespace)
             if not module.__dict__[cache.CACHEABLE]:
                 raise RuntimeError("no disk cache")
             getattr(module, request["function"]).compile(_decode(request["argtypes"]))

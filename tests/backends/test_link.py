@@ -208,3 +208,22 @@ def test_linked_products_take_transposes_without_copies_and_any_layout():
             np.testing.assert_allclose(got, w, rtol=1e-13, atol=1e-15)
     with pytest.raises(ValueError, match="not aligned"):
         f(np.ones((2, 3)), np.ones((2, 3)), np.ones(3))
+
+
+def test_stages_of_a_large_graph_are_shared_with_the_worker():
+    x, W = fg.matrix("x"), fg.matrix("W")
+    bias = np.linspace(-1, 1, 70)  # more than codegen.LITERAL_LIMIT: injected, not written
+    h, steps = x, 70
+    for k in range(steps):
+        h = fg.tanh(fg.dot(h, W) + fg.constant(bias * (k % 3)))
+    f = fg.function([x, W], h)
+    stages = [u for u in f.compile_stats["per_unit"] if u["kind"] == "stage"]
+    assert len(stages) >= 2
+    if workers.enabled():
+        assert {u["origin"] for u in stages} == {"compiled", "worker"}
+    rng = np.random.default_rng(6)
+    a, w = rng.normal(size=(3, 70)), rng.normal(size=(70, 70)) * 0.1
+    want = a
+    for k in range(steps):
+        want = np.tanh(want @ w + bias * (k % 3))
+    np.testing.assert_allclose(f(a, w), want, rtol=1e-12)
