@@ -1,25 +1,32 @@
 """The module generator: renders a whole ``FunctionGraph`` as the source of one Python module
 -- one kernel per distinct node (``loops`` for elementwise nodes, ``kernels`` for the rest)
-and one njit entry point that runs every node in topological order. A kernel that one node
-runs, or a small one, is written into the entry (``inline``); a larger one that several
-nodes run stays a dispatcher of its own, compiled once."""
+and one njit entry point that runs every node in topological order. A small kernel is
+written into the entry at every node that runs it (``inline``). A larger one is *linked*
+(``link``: a module of its own, compiled once per process and machine, called through a
+pointer) in a graph of more than ``LINK_NODES`` nodes or when this process has it already;
+otherwise one that one node runs is written in, and one that several run is a dispatcher of
+the module."""
 
 # Layout of a generated module (see ``Function.source`` for real ones):
 #
 #     <imports>
 #     _c0 = np.array([...], dtype=np.float64)      # small constants as literals
 #     _c1 = __fusegraph_constants__["_c1"]         # large ones injected, their sha256 noted
+#     _k2_fusedelemwise = __fusegraph_kernels__['fusegraph_cache_<digest>']  # linked kernels
 #     <shared kernels: _k1_dot, ...>               # run by several nodes
-#     <stages: _stage0, ...>                       # only for graphs of > STAGE_NODES nodes
+#     _stage0 = __fusegraph_kernels__[...]         # linked stages (graphs of > STAGE_NODES)
 #     @numba.njit(cache=..., nogil=True)
 #     def entry(x, W, b):                          # the inputs, then the shared variables
 #         <static shape checks of the inputs>
 #         # n0: Dot                               # each node's comment, then its code:
-#         _v0 = _k1_dot(x, W)                      # a call of a shared kernel
+#         _v0 = _k1_dot(x, W)                      # a call of a shared or linked kernel
 #         # n1: Fused{tanh(i0)}
 #         _n1_n0 = _v0.shape[0] ...                # or the kernel's body, locals renamed
 #         ...
 #         return (_v3, np.copy(_v4), _v5)          # outputs, then update values
+#
+# A linked module holds one function, ``kernel`` (named so wherever it runs, so that the same
+# kernel is the same module) or a stage, whose module repeats the entry's globals.
 #
 # Outputs never alias the inputs, constants or each other: an output that is a root, the
 # result of an op whose kernel may return a view, or a repeat of an earlier output is copied.
@@ -138,7 +145,6 @@ class Module:
         globals_, kernel_src, calls = [], [], []
         kernel_names: dict = {}
         inlinable: dict = {}  # key -> the kernel's definition, for kernels written inline
-        products: set = set()  # the keys of linked BLAS products (``_linked_product``)
         # Generated names start with "_" (kernels ``_k<j>_<op>``, node outputs ``_v<k>``,
         # locals of inlined kernels ``_n<k>_<name>``, constants ``_c<j>``, stages
         # ``_stage<j>``), which ``_identifier`` never gives an input: no clash.
@@ -168,7 +174,6 @@ class Module:
                 linking = not view and link_kernels and (large or self._loaded(node, key))
                 if linking and _blas_product(node, key):
                     globals_.append(self._linked_product(node, key, kname))
-                    products.add(key)
                     src = ""
                 elif found is not None and (
                     inline.is_small(found[0]) or (uses[key] == 1 and not linking)
@@ -183,10 +188,6 @@ class Module:
                     kernel_src.append(src)
             if key in inlinable:
                 call = inline.inline_body(inlinable[key], f"_n{k}_", args, outs)
-            elif key in products:
-                call = [f"_n{k}_m{i}, _n{k}_t{i} = as_blas({a})" for i, a in enumerate(args)]
-                passed = ", ".join(f"_n{k}_m{i}, _n{k}_t{i}" for i in range(len(args)))
-                call.append(f"{', '.join(outs)} = {kernel_names[key]}({passed})")
             else:
                 call = [f"{', '.join(outs)} = {kernel_names[key]}({', '.join(args)})"]
             lines = [f"# {_op_label(node.op, label)}"] + call
@@ -266,9 +267,9 @@ class Module:
 
     def _linked_product(self, node, key, kname) -> str:
         """Render the BLAS product of ``key`` as a linked module whose ``kernel(m0, t0, m1,
-        t1)`` multiplies ``m0`` (or ``m0.T`` when ``t0``) by ``m1`` (or ``m1.T``): its
-        callers pass each operand through ``as_blas``, so transposed operands are not copied
-        and the module depends on the graph alone. Written into every node that runs it, a
+        t1)`` multiplies ``m0`` (or ``m0.T`` when ``t0``) by ``m1`` (or ``m1.T``): its call
+        sites pass each operand as such a pair (``link``), so transposed operands are not
+        copied and the module depends on the graph alone. Written into every node that runs it, a
         product costs more to compile than the call."""
         argtypes = tuple(x for t in key[1] for x in (link.parameter_type(t), numba.types.boolean))
         src = self._kernel(key, node.trace, "product")

@@ -158,18 +158,56 @@ def _argument(context, builder, value, actual, param, owned):
     return context.cast(builder, value, actual, param)
 
 
+def _blas_operand(a):
+    """``(m, transposed)``: a C-typed array with ``a == (m.T if transposed else m)``, a view
+    when ``a`` is C- or F-contiguous at run time, else a C copy."""
+    if a.flags.c_contiguous:
+        return arrays.c_view(a, a.shape), False
+    if a.ndim == 2 and a.flags.f_contiguous:
+        t = a.T
+        return arrays.c_view(t, t.shape), True
+    return np.ascontiguousarray(a), False
+
+
+def _blas_argument(context, builder, value, actual, param, owned):
+    """``value`` as the parameter pair (C array, transposed) of a linked BLAS product, so
+    that a transposed operand costs no copy."""
+    if actual.layout == "C":
+        return context.cast(builder, value, actual, param), cgutils.false_bit
+    view = actual.copy(layout="C", readonly=False)
+    pair = numba.types.Tuple([view, numba.types.boolean])
+    result = context.compile_internal(builder, _blas_operand, pair(actual), [value])
+    matrix, transposed = builder.extract_value(result, 0), builder.extract_value(result, 1)
+    owned.append((view, matrix))
+    return context.cast(builder, matrix, view, param), transposed
+
+
+def _operands(signature) -> list:
+    """Per argument of a call, its parameter type and whether it is a BLAS operand: an
+    array parameter followed by a boolean one (``codegen``'s linked products)."""
+    params, groups, i = list(signature.args), [], 0
+    while i < len(params):
+        blas = i + 1 < len(params) and params[i + 1] == numba.types.boolean
+        groups.append((params[i], blas))
+        i += 2 if blas else 1
+    return groups
+
+
 def _intrinsic(key: int, signature, name: str):
+    operands = _operands(signature)
+
     def codegen(context, builder, sig, args):
-        owned = []
-        args = [
-            _argument(context, builder, v, a, p, owned)
-            for v, a, p in zip(args, sig.args, signature.args)
-        ]
+        owned, values = [], []
+        for value, actual, (param, blas) in zip(args, sig.args, operands):
+            if blas:
+                values += _blas_argument(context, builder, value, actual, param, owned)
+            else:
+                values.append(_argument(context, builder, value, actual, param, owned))
         fnty = context.call_conv.get_function_type(signature.return_type, signature.args)
         address = _function_pointer(context, builder, key, name)
         callee = builder.inttoptr(address, fnty.as_pointer())
         status, result = context.call_conv.call_function(
-            builder, callee, signature.return_type, signature.args, args
+            builder, callee, signature.return_type, signature.args, values
         )
         for view, value in owned:
             context.nrt.decref(builder, view, value)
@@ -181,7 +219,7 @@ def _intrinsic(key: int, signature, name: str):
         return signature.return_type(*args), codegen
 
     # Numba reads an intrinsic's parameters from its signature: one per argument.
-    params = ", ".join(f"a{i}" for i in range(len(signature.args)))
+    params = ", ".join(f"a{i}" for i in range(len(operands)))
     namespace = {"typer": typer}
     exec(f"def call(typingctx, {params}):\n    return typer(typingctx, {params})", namespace)
     call = namespace["call"]

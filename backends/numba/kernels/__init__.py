@@ -33,7 +33,6 @@ from fusegraph.backends.numba.kernels.base import (
     DECORATOR,
     IMPORTS,
     SUPPORTED,
-    as_blas,
     as_c,
     kernel_source,
     unsupported,
@@ -46,7 +45,6 @@ __all__ = [
     "DECORATOR",
     "kernel_source",
     "blas_dot",
-    "as_blas",
     "as_c",
     "unsupported",
 ]

@@ -19,7 +19,7 @@ IMPORTS = (
     "import numba\n"
     + scalar_code.IMPORTS
     + arrays.IMPORTS
-    + "from fusegraph.backends.numba.kernels import as_blas, as_c, blas_dot\n"
+    + "from fusegraph.backends.numba.kernels import as_c, blas_dot\n"
     + "from fusegraph.backends.numba import rng\n"
 )
 
@@ -45,33 +45,6 @@ def _as_c(a):
         if a.flags.c_contiguous:
             return arrays.c_view(a, a.shape)
         return np.ascontiguousarray(a)
-
-    return impl
-
-
-def as_blas(a):
-    """``(m, transposed)``: a C-typed array ``m`` with ``a == (m.T if transposed else m)``
-    (a view when ``a`` is C- or F-contiguous at run time, else a C copy), the operand of a
-    linked BLAS product (``codegen``), whose transposes then cost no copy."""
-    if a.ndim == 2 and not a.flags.c_contiguous and a.flags.f_contiguous:
-        return a.T, True
-    return np.ascontiguousarray(a), False
-
-
-@overload(as_blas)
-def _as_blas(a):
-    if a.layout == "C":
-        return lambda a: (a, False)
-    if a.layout == "F" and a.ndim == 2:
-        return lambda a: (a.T, True)
-
-    def impl(a):
-        if a.flags.c_contiguous:
-            return arrays.c_view(a, a.shape), False
-        if a.ndim == 2 and a.flags.f_contiguous:
-            t = a.T
-            return arrays.c_view(t, t.shape), True
-        return np.ascontiguousarray(a), False
 
     return impl
 
