@@ -30,6 +30,7 @@ import numpy as np
 MIN_SHARED = 4
 
 _lock = threading.Lock()
+_io_lock = threading.Lock()
 _worker: subprocess.Popen | None = None
 
 
@@ -97,6 +98,16 @@ def _stop() -> None:
 atexit.register(_stop)
 
 
+def _after_fork_in_child() -> None:
+    # the parent's worker and its pipes stay the parent's; a child starts its own
+    global _worker, _lock, _io_lock
+    _worker, _lock, _io_lock = None, threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Shared:
     """A list of cold units ``(name, request)`` shared with the worker: :meth:`next` gives
     this process the next name from the front, ``None`` when the rest are the worker's or
@@ -134,9 +145,10 @@ class Shared:
                 cache_dir=os.environ.get("FUSEGRAPH_CACHE_DIR"),
             )
             try:
-                worker.stdin.write(json.dumps(request) + "\n")
-                worker.stdin.flush()
-                ok = json.loads(worker.stdout.readline() or "false")
+                with _io_lock:  # one request at a time, whichever compile sends it
+                    worker.stdin.write(json.dumps(request) + "\n")
+                    worker.stdin.flush()
+                    ok = json.loads(worker.stdout.readline() or "false")
             except (OSError, ValueError):
                 ok = False
             with self._cond:

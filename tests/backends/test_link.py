@@ -139,76 +139,39 @@ def test_a_warm_process_loads_every_unit_from_the_disk_cache(tmp_path):
 
 
 def _many_kernels(a, b):
-    """Reductions over different axes: six kernels."""
+    """Reductions over different axes of 3-d arrays: six kernels."""
     return [
-        fg.sin(a).sum(axis=0),
+        fg.sin(a).sum(axis=(0, 2)),
         fg.cos(a).sum(axis=1),
-        fg.tanh(a).max(axis=0),
-        fg.exp(-a).min(axis=1),
+        fg.tanh(a).max(axis=(1, 2)),
+        fg.exp(-a).min(axis=0),
         fg.arctan(a).sum(),
-        (a * b).prod(axis=0),
+        (a * b).prod(axis=2),
     ]
 
 
 @pytest.mark.parametrize("workers_on", [True, False])
 def test_a_worker_process_compiles_part_of_the_kernels(monkeypatch, workers_on):
+    monkeypatch.setattr(workers, "MIN_SHARED", 2)
     if not workers_on:
         monkeypatch.setenv("FUSEGRAPH_COMPILE_WORKERS", "0")
-    # int16 inputs and a scale of their own: kernels no other test of the process loads
-    x, y = fg.matrix("x", dtype="int16"), fg.matrix("y", dtype="int16")
-    scale = 2.0625 if workers_on else 3.0625
+    # float32 3-d inputs and a scale of their own: kernels few other tests load
+    x, y = fg.tensor3("x", dtype="float32"), fg.tensor3("y", dtype="float32")
+    scale = np.float32(2.0625 if workers_on else 3.0625)
     f = fg.function([x, y], _many_kernels(x * scale, y))
     origins = [u["origin"] for u in _linked(f)]
     assert len(origins) == 6
     if workers_on and workers.enabled():
+        assert sum(o != "memory" for o in origins) >= 2  # else the test would test nothing
         assert "worker" in origins and "compiled" in origins
     else:
         assert "worker" not in origins
-    a, b = np.random.default_rng(3).integers(-3, 4, size=(2, 4, 5)).astype("int16")
+    a, b = np.random.default_rng(3).normal(size=(2, 3, 4, 5)).astype("float32")
     a2 = a * scale
-    want = [np.sin(a2).sum(axis=0), np.cos(a2).sum(axis=1), np.tanh(a2).max(axis=0)]
-    want += [np.exp(-a2).min(axis=1), np.arctan(a2).sum(), (a2 * b).prod(axis=0)]
+    want = [np.sin(a2).sum(axis=(0, 2)), np.cos(a2).sum(axis=1), np.tanh(a2).max(axis=(1, 2))]
+    want += [np.exp(-a2).min(axis=0), np.arctan(a2).sum(), (a2 * b).prod(axis=2)]
     for got, w in zip(f(a, b), want, strict=True):
-        np.testing.assert_allclose(got, w, rtol=1e-13)
-
-
-def test_index_ops_with_other_constant_indices_share_one_kernel():
-    x, y = fg.matrix("x"), fg.matrix("y")
-    outs = [fg.inc_subtensor(x[:, k : k + 2], y) for k in (0, 2, 4)]
-    outs += [fg.set_subtensor(x[k], y[0, 0]) for k in (1, 3)]
-    f = fg.function([x, y], outs)
-    assert len(_linked(f)) == 2  # one kernel for the slices, one for the rows
-    a, b = np.random.default_rng(4).normal(size=(2, 6, 6))
-    b = b[:, :2]
-    want = []
-    for k in (0, 2, 4):
-        w = a.copy()
-        w[:, k : k + 2] += b
-        want.append(w)
-    for k in (1, 3):
-        w = a.copy()
-        w[k] = b[0, 0]
-        want.append(w)
-    for got, w in zip(f(a, b), want, strict=True):
-        np.testing.assert_allclose(got, w, rtol=1e-15)
-    with pytest.raises(IndexError):
-        fg.function([x, y], fg.set_subtensor(x[7], y[0, 0]))(a, b)
-
-
-def test_linked_products_take_transposes_without_copies_and_any_layout():
-    A, B, v = fg.matrix("A"), fg.matrix("B"), fg.vector("v")
-    outs = [A @ B, A.T @ B, A @ B.T, A.T @ B.T, A @ v, v @ B, fg.dot(v, v), A[:, ::2] @ B[::2]]
-    f = fg.function([A, B, v], outs)
-    # one kernel per pair of operand ranks: 2-d x 2-d, 2-d x 1-d, 1-d x 2-d, 1-d x 1-d
-    assert sum("(BLAS)" in u["what"] for u in _linked(f)) == 4
-    rng = np.random.default_rng(5)
-    a, b, c = rng.normal(size=(4, 4)), rng.normal(size=(4, 4)), rng.normal(size=4)
-    for x, y, z in [(a, b, c), (a.T, b[::-1], c[::-1]), (a[:, :0][:0], b[:0, :0], c[:0])]:
-        want = [x @ y, x.T @ y, x @ y.T, x.T @ y.T, x @ z, z @ y, z @ z, x[:, ::2] @ y[::2]]
-        for got, w in zip(f(x, y, z), want, strict=True):
-            np.testing.assert_allclose(got, w, rtol=1e-13, atol=1e-15)
-    with pytest.raises(ValueError, match="not aligned"):
-        f(np.ones((2, 3)), np.ones((2, 3)), np.ones(3))
+        np.testing.assert_allclose(got, w, rtol=2e-5)
 
 
 def test_stages_of_a_large_graph_are_shared_with_the_worker():
