@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from fusegraph.backends.numba import cache, compile_report, link, workers
-from fusegraph.backends.numba.codegen import CONSTANTS, KERNELS, Module
+from fusegraph.backends.numba.codegen import CONSTANTS, KERNELS, LINK_NODES, Module
 from fusegraph.backends.numba.compile_report import Report
 
 
@@ -41,6 +41,8 @@ class Compiled:
 
     def __init__(self, fgraph, parallel=False, single=False, release_gil=True, label="function"):
         start = perf_counter()
+        if len(fgraph.toposort()) > LINK_NODES and workers.enabled():
+            workers.start()  # it imports while this process renders and loads the modules
         module = Module(fgraph, parallel, single)
         self.source = module.source
         self.node_names = module.node_names

@@ -3,8 +3,9 @@
 Linked kernels (``link``) are independent: while this process compiles them from the front
 of a function's list, a worker process compiles them from the back, into the shared disk
 cache, and this process then loads each worker-compiled kernel from there. The worker is
-started on the first compile with enough kernels to share (``MIN_SHARED``), kept for the
-process's later compiles, and ends when this process does.
+started when a large graph (``codegen.LINK_NODES``) begins to compile, kept for the
+process's later compiles, and ends when this process does; it takes work when a compile has
+enough units to share (``MIN_SHARED`` kernels, two stages).
 
 ``FUSEGRAPH_COMPILE_WORKERS=0`` switches it off; it is off too on one core, and when the
 disk cache is not usable (the worker's code could not reach this process). A worker that
@@ -62,7 +63,8 @@ def _decode(encoded) -> tuple:
     return tuple(types)
 
 
-def _start() -> subprocess.Popen | None:
+def start() -> subprocess.Popen | None:
+    """The worker process, started if it is not running (None if it cannot be)."""
     global _worker
     with _lock:
         if _worker is not None and _worker.poll() is None:
@@ -120,7 +122,7 @@ class Shared:
         self.units = collections.deque(units)  # (name, request)
         self._done: dict = {}
         self._cond = threading.Condition()
-        self._worker = _start() if len(units) >= minimum else None
+        self._worker = start() if len(units) >= minimum else None
         #: the units the worker took (None without a worker)
         self.theirs: list | None = None
         if self._worker is not None:
