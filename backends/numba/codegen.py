@@ -42,6 +42,7 @@ import importlib
 import itertools
 import keyword
 import re
+import typing
 
 import numba
 import numpy as np
@@ -86,6 +87,17 @@ _VIEW_OPS = (
 )
 
 
+class Linked(typing.NamedTuple):
+    """A linked module (``link``): its source, the argument types and name of the function
+    it defines, and whether it is a stage (its module reads the entry's constants and the
+    other linked functions' intrinsics, so it loads after them)."""
+
+    source: str
+    argtypes: tuple
+    function: str
+    stage: bool
+
+
 def _identifier(name, taken) -> str:
     base = re.sub(r"\W", "_", name or "")
     if not base or base[0].isdigit() or keyword.iskeyword(base) or base.startswith("_"):
@@ -125,9 +137,8 @@ class Module:
         self.single = single
         self.parallel = parallel
         self.constants: dict[str, np.ndarray] = {}
-        #: the linked modules, in the order they load: name -> (source, argument types,
-        #: function, whether it reads the module's constants and kernels)
-        self.linked: dict[str, tuple] = {}
+        #: the linked modules, in the order they load: name -> ``Linked``
+        self.linked: dict[str, Linked] = {}
         self.node_names: dict = {}
         self._n_constants = 0
         taken = _imported_names()  # inlined kernels read these globals
@@ -252,11 +263,11 @@ class Module:
             body.append(f"    {result}= _stage{j}({args})" if live else f"    _stage{j}({args})")
         return "".join(text) + "\n\n", body
 
-    def _link(self, source, argtypes, function, bound, namespace=False) -> str:
+    def _link(self, source, argtypes, function, bound, stage=False) -> str:
         """Add the module ``source`` to ``self.linked`` and return the line that binds the
         intrinsic calling its ``function`` to the name ``bound``."""
         name = cache.module_name(source)
-        self.linked[name] = (source, argtypes, function, namespace)
+        self.linked[name] = Linked(source, argtypes, function, stage)
         return f"{bound} = {KERNELS}[{name!r}]\n"
 
     def _linked(self, node, key, kname) -> str:
@@ -416,5 +427,6 @@ __all__ = [
     "LITERAL_LIMIT",
     "SHAPE_ERROR",
     "STAGE_NODES",
+    "Linked",
     "Module",
 ]

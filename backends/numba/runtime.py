@@ -46,14 +46,14 @@ class Compiled:
         module = Module(fgraph, parallel, single)
         self.source = module.source
         self.node_names = module.node_names
-        self.linked_sources = {name: unit[0] for name, unit in module.linked.items()}
+        self.linked_sources = {name: unit.source for name, unit in module.linked.items()}
         self.report = Report(label, len(module.linked) + 1)
         self.report.codegen = perf_counter() - start
         self._kernels = {}
-        self._argtypes = {name: unit[1] for name, unit in module.linked.items()}
+        self._argtypes = {name: unit.argtypes for name, unit in module.linked.items()}
         namespace = {CONSTANTS: module.constants, KERNELS: self._kernels}
-        kernels = [(n, u[0], u[1], u[2]) for n, u in module.linked.items() if not u[3]]
-        stages = [(n, u[0], u[1], u[2]) for n, u in module.linked.items() if u[3]]
+        kernels = [(n, *u[:3]) for n, u in module.linked.items() if not u.stage]
+        stages = [(n, *u[:3]) for n, u in module.linked.items() if u.stage]
         self._link_units(kernels, None, workers.MIN_SHARED)
         if stages:  # after the kernels, whose intrinsics their modules bind
             with workers.stage_payload(kernels, module.constants) as payload:
