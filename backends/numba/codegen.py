@@ -177,12 +177,13 @@ class Module:
                 # A small kernel is written into the calling function at every node that
                 # runs it. A larger one is linked (compiled once as a module of its own and
                 # called through a pointer, ``link``) in a large graph or when this process
-                # has it already; otherwise, and for view ops (whose results would lose
-                # their layouts), one that one node runs is written in and one that
-                # several run compiles once as a dispatcher.
+                # has it already; otherwise, and for view ops other than Reshape (whose
+                # results would lose their layouts; a reshaped view is C), one that one node
+                # runs is written in and one that several run compiles once as a dispatcher.
                 found = inline.kernel_function(src, kname)
                 view = isinstance(node.op, _VIEW_OPS)
-                linking = not view and link_kernels and (large or self._loaded(node, key))
+                linkable = not view or isinstance(node.op, _shape.Reshape)  # its views are C
+                linking = linkable and link_kernels and (large or self._loaded(node, key))
                 if linking and _blas_product(node, key):
                     globals_.append(self._linked_product(node, key, kname))
                     src = ""
