@@ -126,13 +126,7 @@ class Module:
     The entry returns the tuple of the graph's outputs, or with ``single=True`` the one
     output itself."""
 
-    def __init__(
-        self,
-        fgraph: FunctionGraph,
-        parallel: bool = False,
-        single: bool = False,
-        link_kernels: bool = True,
-    ):
+    def __init__(self, fgraph: FunctionGraph, parallel: bool = False, single: bool = False):
         self.fgraph = fgraph
         self.single = single
         self.parallel = parallel
@@ -149,7 +143,7 @@ class Module:
         # of x[:, 0:32] and x[:, 32:64] then run one linked kernel
         inputs = [_parameterised(node) if large else node.inputs for node in order]
         keys = [
-            (op_of(node, ins), tuple(v.type for v in ins), tuple(v.type for v in node.outputs))
+            (_op_of(node, ins), tuple(v.type for v in ins), tuple(v.type for v in node.outputs))
             for node, ins in zip(order, inputs)
         ]
         uses = collections.Counter(keys)
@@ -183,7 +177,7 @@ class Module:
                 found = inline.kernel_function(src, kname)
                 view = isinstance(node.op, _VIEW_OPS)
                 linkable = not view or isinstance(node.op, _shape.Reshape)  # its views are C
-                linking = linkable and link_kernels and (large or self._loaded(node, key))
+                linking = linkable and (large or self._loaded(node, key))
                 if linking and _blas_product(node, key):
                     globals_.append(self._linked_product(node, key, kname))
                     src = ""
@@ -214,7 +208,7 @@ class Module:
             + "\n\n".join(kernel_src)
             + "\n\n"
         )
-        stages, body = self._stages(order, calls, prelude, link_kernels)
+        stages, body = self._stages(order, calls, prelude, large)
         params = ", ".join(self.names[v] for v in fgraph.inputs)
         entry = [ENTRY_DECORATOR, f"def entry({params}):"]
         entry += self._shape_checks()
@@ -364,7 +358,7 @@ class Module:
 def _parameterised(node) -> list:
     """The inputs of ``node``, with the constant integers of an index op's entries as
     inputs of their own (0-d int64 constants) when it is ``IncSubtensor`` or
-    ``AdvancedSubtensor``; ``op_of`` gives the op that takes them."""
+    ``AdvancedSubtensor``; ``_op_of`` gives the op that takes them."""
     op = node.op
     if not isinstance(op, (indexing.IncSubtensor, indexing.AdvancedSubtensor)):
         return list(node.inputs)
@@ -381,7 +375,7 @@ def _parameterised(node) -> list:
     return inputs
 
 
-def op_of(node, inputs):
+def _op_of(node, inputs):
     """The op that computes ``node`` from ``inputs`` (``_parameterised``)."""
     op = node.op
     if len(inputs) == len(node.inputs):
