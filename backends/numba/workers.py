@@ -23,12 +23,15 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 import numba
 import numpy as np
 
 #: The fewest cold kernels a compile shares with the worker (starting one costs a second).
 MIN_SHARED = 4
+#: Seconds a compile waits for one of the worker's units before ending it (a hung worker).
+WAIT_LIMIT = 600.0
 
 _lock = threading.Lock()
 _io_lock = threading.Lock()
@@ -160,10 +163,17 @@ class Shared:
                 return  # a failed or dead worker gets no more: this process takes the rest
 
     def wait(self, name: str) -> bool:
-        """Block until the worker is done with ``name``; whether it compiled it."""
+        """Block until the worker is done with ``name``; whether it compiled it. A worker
+        that has not answered within ``WAIT_LIMIT`` seconds is ended (this process then
+        compiles what it had)."""
+        deadline = time.monotonic() + WAIT_LIMIT
         with self._cond:
             while name not in self._done:
-                self._cond.wait()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._worker.kill()  # its pipe closes: the feeding thread stops
+                    return False
+                self._cond.wait(left)
             return self._done[name]
 
 

@@ -191,3 +191,22 @@ def test_stages_of_a_large_graph_are_shared_with_the_worker():
     for k in range(steps):
         want = np.tanh(want @ w + bias * (k % 3))
     np.testing.assert_allclose(f(a, w), want, rtol=1e-12)
+
+
+def test_a_worker_that_does_not_answer_in_time_is_ended(monkeypatch):
+    def hung(shared):  # takes every unit and answers none
+        with shared._cond:
+            while shared.units:
+                shared.theirs.append(shared.units.pop()[0])
+
+    monkeypatch.setattr(workers, "MIN_SHARED", 2)
+    monkeypatch.setattr(workers, "WAIT_LIMIT", 0.2)
+    monkeypatch.setattr(workers.Shared, "_feed", hung)
+    x, y = fg.tensor3("x"), fg.tensor3("y")  # float64: kernels the other tests do not load
+    f = fg.function([x, y], _many_kernels(x * 4.0625, y))
+    origins = [u["origin"] for u in _linked(f)]
+    if workers.enabled():
+        assert "worker" not in origins and origins.count("compiled") >= 2
+        assert workers._worker.wait(timeout=10) is not None  # ended
+    a, b = np.random.default_rng(7).normal(size=(2, 3, 4, 5))
+    np.testing.assert_allclose(f(a, b)[4], np.arctan(a * 4.0625).sum(), rtol=1e-13)
