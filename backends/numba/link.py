@@ -33,6 +33,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from fusegraph.backends.numba import arrays
+from fusegraph.backends.numba.kernels.base import as_c
 
 #: The symbol through which generated code finds the table.
 TABLE_SYMBOL = "fusegraph_kernel_table"
@@ -134,25 +135,16 @@ def _function_pointer(context, builder, key: int, name: str):
 
 
 def _contiguous(a):
-    """A C-contiguous array equal to ``a`` (of any layout): a view typed C when ``a`` is
-    C-contiguous at run time, else a copy."""
-    if a.flags.c_contiguous:
-        return arrays.c_view(a, a.shape)
-    return np.ascontiguousarray(a)
-
-
-def _contiguous_0d(a):
-    return arrays.c_view(a, ())  # (np.ascontiguousarray would make it 1-d)
+    return as_c(a)  # the kernels' overload: a view typed C when contiguous, else a copy
 
 
 def _argument(context, builder, value, actual, param, owned):
     """``value`` (of Numba type ``actual``) as the parameter type ``param``: arrays typed C
-    as they are, others through ``_contiguous`` (compiled once per type and process), whose
+    as they are, others through ``kernels.as_c`` (compiled once per type and process), whose
     result is appended to ``owned`` (the caller releases it after the call)."""
     if isinstance(param, numba.types.Array) and actual.layout != "C":
         view = actual.copy(layout="C", readonly=False)
-        convert = _contiguous_0d if actual.ndim == 0 else _contiguous
-        value = context.compile_internal(builder, convert, view(actual), [value])
+        value = context.compile_internal(builder, _contiguous, view(actual), [value])
         owned.append((view, value))
         actual = view
     return context.cast(builder, value, actual, param)
