@@ -133,6 +133,7 @@ class Module:
         self.constants: dict[str, np.ndarray] = {}
         #: the linked modules, in the order they load: name -> ``Linked``
         self.linked: dict[str, Linked] = {}
+        self._kernel_modules: dict = {}  # key -> (source, argument types), ``_kernel_module``
         self.node_names: dict = {}
         self._n_constants = 0
         taken = _imported_names()  # inlined kernels read these globals
@@ -297,7 +298,13 @@ class Module:
         return link.is_loaded(cache.module_name(self._kernel_module(node, key)[0]))
 
     def _kernel_module(self, node, key) -> tuple:
-        """The source of the linked module of ``key``'s kernel, and its argument types."""
+        """The source of the linked module of ``key``'s kernel, and its argument types
+        (rendered once: ``_loaded`` asks for it before ``_linked`` does)."""
+        if key not in self._kernel_modules:
+            self._kernel_modules[key] = self._render_kernel_module(node, key)
+        return self._kernel_modules[key]
+
+    def _render_kernel_module(self, node, key) -> tuple:
         argtypes = tuple(link.parameter_type(t) for t in key[1])
         # named "kernel" wherever it runs, so that the same kernel is the same module
         src = self._kernel(key, node.trace, "kernel", contiguous=True)
