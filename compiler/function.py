@@ -323,7 +323,8 @@ class Function:
         and loading machine code from the disk cache); ``units``, the compiled units
         (linked kernels, stages, the entry) by where their machine code came from
         (``memory``: compiled before in this process, ``disk``: Numba's disk cache,
-        ``compiled``); and ``per_unit``, one record each."""
+        ``worker``: compiled by the compile worker process, ``compiled``); and
+        ``per_unit``, one record each."""
         if self._compiled is None:
             raise AttributeError(f"{self._label}: mode {self.mode.backend!r} compiles nothing")
         report = self._compiled.report

@@ -70,8 +70,10 @@ def start() -> subprocess.Popen | None:
     """The worker process, started if it is not running (None if it cannot be)."""
     global _worker
     with _lock:
-        if _worker is not None and _worker.poll() is None:
-            return _worker
+        if _worker is not None:
+            if _worker.poll() is None:
+                return _worker
+            _close(_worker)  # a dead one (ended by ``Shared.wait``, or crashed)
         try:
             _worker = subprocess.Popen(
                 [sys.executable, "-m", "fusegraph.backends.numba.workers"],
@@ -87,10 +89,8 @@ def start() -> subprocess.Popen | None:
         return _worker
 
 
-def _stop() -> None:
-    worker = _worker
-    if worker is None:
-        return
+def _close(worker: subprocess.Popen) -> None:
+    """End ``worker`` (closing its input ends it) and close its pipes."""
     try:
         worker.stdin.close()
         worker.wait(timeout=5)
@@ -98,6 +98,11 @@ def _stop() -> None:
         worker.kill()
         worker.wait()
     worker.stdout.close()
+
+
+def _stop() -> None:
+    if _worker is not None:
+        _close(_worker)
 
 
 atexit.register(_stop)
