@@ -4,8 +4,8 @@ logistic-regression compile of the same run and JAX's ``jit`` of the same functi
 
     python -m benchmarks.compile_scaling [--only TEXT] [--no-jax] [--write]
 
-Each function reports its nodes, its distinct kernels, its compiled units (linked kernels,
-stages, the entry) by where their code came from, and the seconds in each phase
+Each function reports its nodes, its distinct kernels, its compiled units (linked kernels
+and the entry) by where their code came from, and the seconds in each phase
 (``Function.compile_stats``). ``--write`` replaces this benchmark's section of
 ``benchmarks/RESULTS.md``.
 """

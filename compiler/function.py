@@ -302,7 +302,7 @@ class Function:
     @property
     def source(self) -> str:
         """The generated module (Numba backend), followed by where each node was built, then
-        the modules of the linked kernels and stages it calls."""
+        the modules of the linked kernels it calls."""
         if self._compiled is None:
             raise AttributeError(f"{self._label}: mode {self.mode.backend!r} generates no source")
         where = "\n".join(
@@ -321,7 +321,7 @@ class Function:
         ``codegen`` (rendering the modules), ``typing`` (Numba's type inference), ``llvm``
         (LLVM's optimisation and code generation), ``other`` (the rest of Numba's pipeline
         and loading machine code from the disk cache); ``units``, the compiled units
-        (linked kernels, stages, the entry) by where their machine code came from
+        (linked kernels, the entry) by where their machine code came from
         (``memory``: compiled before in this process, ``disk``: Numba's disk cache,
         ``worker``: compiled by the compile worker process, ``compiled``); and
         ``per_unit``, one record each."""

@@ -1,11 +1,13 @@
 """The module generator: renders a whole ``FunctionGraph`` as the source of one Python module
 -- one kernel per distinct node (``loops`` for elementwise nodes, ``kernels`` for the rest)
-and one njit entry point that runs every node in topological order. A small kernel is
-written into the entry at every node that runs it (``inline``). A larger one is *linked*
-(``link``: a module of its own, compiled once per process and machine, called through a
-pointer) in a graph of more than ``LINK_NODES`` nodes or when this process has it already;
-otherwise one that one node runs is written in, and one that several run is a dispatcher of
-the module."""
+and one njit entry point that runs every node in topological order.
+
+In a graph of up to ``LINK_NODES`` nodes, a small kernel is written into the entry at every
+node that runs it (``inline``); a larger one is *linked* (``link``: a module of its own,
+compiled once per process and machine, called through a pointer) when this process has it
+already; otherwise one that one node runs is written in, and one that several run is a
+dispatcher of the module. In a larger graph every kernel is linked, and the entry runs them
+through one intrinsic whose IR is generated from the module's plan (``glue``)."""
 
 # Layout of a generated module (see ``Function.source`` for real ones):
 #
@@ -14,7 +16,6 @@ the module."""
 #     _c1 = __fusegraph_constants__["_c1"]         # large ones injected, their sha256 noted
 #     _k2_fusedelemwise = __fusegraph_kernels__['fusegraph_cache_<digest>']  # linked kernels
 #     <shared kernels: _k1_dot, ...>               # run by several nodes
-#     _stage0 = __fusegraph_kernels__[...]         # linked stages (graphs of > STAGE_NODES)
 #     @numba.njit(cache=..., nogil=True)
 #     def entry(x, W, b):                          # the inputs, then the shared variables
 #         <static shape checks of the inputs>
@@ -26,7 +27,14 @@ the module."""
 #         return (_v3, np.copy(_v4), _v5)          # outputs, then update values
 #
 # A linked module holds one function, ``kernel`` (named so wherever it runs, so that the same
-# kernel is the same module) or a stage, whose module repeats the entry's globals.
+# kernel is the same module). In a large graph the entry's body is one call instead,
+#
+#     _glue = glue.body(3, (_c0, ), (             # inputs, constants, then per node:
+#         ('fusegraph_cache_<digest>', (0, 1), (4,)),  # n0: Dot   (kernel, slots in, out)
+#         ...), (9, 11))                           # the slots returned
+#     def entry(x, W, b):
+#         _v5, _v7, = _glue(x, W, b)
+#         return (_v5, np.copy(_v7))
 #
 # Outputs never alias the inputs, constants or each other: an output that is a root, the
 # result of an op whose kernel may return a view, or a repeat of an earlier output is copied.
@@ -57,19 +65,14 @@ from fusegraph.ops import checks, grad_ops, indexing, linalg
 CONSTANTS = "__fusegraph_constants__"
 #: The global through which ``runtime`` injects the linked kernels' intrinsics, by module name.
 KERNELS = "__fusegraph_kernels__"
-#: Graphs of more nodes link every kernel that is not small (``link``): compiled once as a
-#: unit of its own, it serves every node, function and later process that runs it. A smaller
-#: graph links only the kernels this process has loaded already and compiles the others as
-#: one function with its entry, which takes less time in all than separate units.
+#: Graphs of more nodes link every kernel (``link``): compiled once as a unit of its own, it
+#: serves every node, function and later process that runs it, and the entry runs them
+#: through ``glue``. A smaller graph links only the kernels this process has loaded already
+#: and compiles the others as one function with its entry, which takes less time in all
+#: than separate units.
 LINK_NODES = 32
 #: Constants with at most this many elements are written into the source as literals.
 LITERAL_LIMIT = 64
-#: Graphs of more nodes run in stages of at most this many nodes (``Module._stages``). One
-#: function holding every kernel compiles fastest: Numba links a called dispatcher's code
-#: into its caller and compiles it there again (a 30-node MLP step split into two stages
-#: compiles 1 s slower). But Numba's SSA reconstruction grows with the square of a function's
-#: size, and beyond about 60 nodes that costs more than the stages do.
-STAGE_NODES = 64
 #: The message of the ValueError the entry raises when an input's shape contradicts its type.
 SHAPE_ERROR = "an input's shape differs from its static type"
 
@@ -87,15 +90,17 @@ _VIEW_OPS = (
 )
 
 
+def _is_view(op) -> bool:
+    return isinstance(op, _VIEW_OPS)
+
+
 class Linked(typing.NamedTuple):
-    """A linked module (``link``): its source, the argument types and name of the function
-    it defines, and whether it is a stage (its module reads the entry's constants and the
-    other linked functions' intrinsics, so it loads after them)."""
+    """A linked module (``link``): its source, and the argument types and name of the
+    function it defines."""
 
     source: str
     argtypes: tuple
     function: str
-    stage: bool
 
 
 def _identifier(name, taken) -> str:
@@ -136,58 +141,61 @@ class Module:
         self._kernel_modules: dict = {}  # key -> (source, argument types), ``_kernel_module``
         self.node_names: dict = {}
         self._n_constants = 0
-        taken = _imported_names()  # inlined kernels read these globals
+        taken = _imported_names() | {"glue"}  # the module's code reads these globals
         self.names = {v: _identifier(v.name, taken) for v in fgraph.inputs}
         order = fgraph.toposort()
-        large = len(order) > LINK_NODES
-        # in a large graph, index ops take their constant indices as arguments: the nodes
-        # of x[:, 0:32] and x[:, 32:64] then run one linked kernel
-        inputs = [_parameterised(node) if large else node.inputs for node in order]
+        if len(order) > LINK_NODES:
+            body = self._glue(order)
+        else:
+            body = self._inline(order)
+        params = ", ".join(self.names[v] for v in fgraph.inputs)
+        entry = [ENTRY_DECORATOR, f"def entry({params}):"]
+        entry += self._shape_checks()
+        entry += body
+        entry.append(f"    return {self._returns()}")
+        header = f"# fusegraph: {len(order)} nodes, {self._n_kernels} kernels\n"
+        self.source = header + self._prelude + "\n".join(entry) + "\n"
+
+    def _inline(self, order) -> list:
+        """Render a small graph: its kernels written into the entry or defined in the
+        module, linked only when this process has them already. Returns the entry's body."""
         keys = [
-            (_op_of(node, ins), tuple(v.type for v in ins), tuple(v.type for v in node.outputs))
-            for node, ins in zip(order, inputs)
+            (node.op, tuple(v.type for v in node.inputs), tuple(v.type for v in node.outputs))
+            for node in order
         ]
         uses = collections.Counter(keys)
-        globals_, kernel_src, calls = [], [], []
+        globals_, kernel_src, body = [], [], []
         kernel_names: dict = {}
         inlinable: dict = {}  # key -> the kernel's definition, for kernels written inline
         # Generated names start with "_" (kernels ``_k<j>_<op>``, node outputs ``_v<k>``,
-        # locals of inlined kernels ``_n<k>_<name>``, constants ``_c<j>``, stages
-        # ``_stage<j>``), which ``_identifier`` never gives an input: no clash.
-        for k, (node, node_inputs, key) in enumerate(zip(order, inputs, keys)):
-            label = f"n{k}"
-            self.node_names[node] = label
-            for var in node_inputs:
-                if isinstance(var, Constant) and var not in self.names:
-                    globals_.append(self._constant(var))
-            outs = []
-            for j, var in enumerate(node.outputs):
-                self.names[var] = f"_v{k}" if len(node.outputs) == 1 else f"_v{k}_{j}"
-                outs.append(self.names[var])
-            args = [self.names[v] for v in node_inputs]
+        # locals of inlined kernels ``_n<k>_<name>``, constants ``_c<j>``), which
+        # ``_identifier`` never gives an input: no clash.
+        for k, (node, key) in enumerate(zip(order, keys)):
+            globals_ += self._name_values(node, node.inputs, k)
+            outs = [self.names[v] for v in node.outputs]
+            args = [self.names[v] for v in node.inputs]
             if key not in kernel_names:
                 kname = f"_k{len(kernel_names)}_{type(node.op).__name__.lower()}"
                 kernel_names[key] = kname
                 src = self._kernel(key, node.trace, kname)
-                # A small kernel is written into the calling function at every node that
-                # runs it. A larger one is linked (compiled once as a module of its own and
-                # called through a pointer, ``link``) in a large graph or when this process
-                # has it already; otherwise, and for view ops other than Reshape (whose
-                # results would lose their layouts; a reshaped view is C), one that one node
-                # runs is written in and one that several run compiles once as a dispatcher.
+                # A small kernel is written into the entry at every node that runs it. A
+                # larger one is linked (compiled once as a module of its own and called
+                # through a pointer, ``link``) when this process has it already; otherwise,
+                # and for view ops other than Reshape (whose results would lose their
+                # layouts; a reshaped view is C), one that one node runs is written in and
+                # one that several run compiles once as a dispatcher.
                 found = inline.kernel_function(src, kname)
-                view = isinstance(node.op, _VIEW_OPS)
-                linkable = not view or isinstance(node.op, _shape.Reshape)  # its views are C
-                linking = linkable and (large or self._loaded(node, key))
+                linkable = not _is_view(node.op) or isinstance(node.op, _shape.Reshape)
+                linking = linkable and self._loaded(node, key)
                 if linking and _blas_product(node, key):
-                    globals_.append(self._linked_product(node, key, kname))
+                    globals_.append(f"{kname} = {KERNELS}[{self._linked_product(node, key)!r}]")
                     src = ""
                 elif found is not None and (
                     inline.is_small(found[0]) or (uses[key] == 1 and not linking)
                 ):
                     inlinable[key], src = found
                 elif linking:
-                    globals_.append(self._linked(node, key, kname))
+                    globals_.append(f"{kname} = {KERNELS}[{self._linked(node, key)!r}]")
                     src = ""
                 elif uses[key] > 1:
                     src = src.replace(KERNEL_DECORATOR, ENTRY_DECORATOR, 1)
@@ -197,87 +205,101 @@ class Module:
                 call = inline.inline_body(inlinable[key], f"_n{k}_", args, outs)
             else:
                 call = [f"{', '.join(outs)} = {kernel_names[key]}({', '.join(args)})"]
-            lines = [f"# {_op_label(node.op, label)}"] + call
-            calls.append(["    " + line for text in lines for line in text.split("\n")])
-        for var in fgraph.outputs:
-            if isinstance(var, Constant) and var not in self.names:
-                globals_.append(self._constant(var))
-        prelude = (
+            lines = [f"# {_op_label(node.op, f'n{k}')}"] + call
+            body += ["    " + line for text in lines for line in text.split("\n")]
+        globals_ += self._output_constants()
+        self._n_kernels = len(kernel_names)
+        self._prelude = (
             _imports()
             + ("\n" + "\n".join(globals_) + "\n" if globals_ else "")
             + "\n\n"
             + "\n\n".join(kernel_src)
             + "\n\n"
         )
-        stages, body = self._stages(order, calls, prelude, large)
-        params = ", ".join(self.names[v] for v in fgraph.inputs)
-        entry = [ENTRY_DECORATOR, f"def entry({params}):"]
-        entry += self._shape_checks()
-        entry += body
-        entry.append(f"    return {self._returns()}")
-        header = f"# fusegraph: {len(order)} nodes, {len(kernel_names)} kernels\n"
-        self.source = header + prelude + stages + "\n".join(entry) + "\n"
+        return body
 
-    def _stages(self, order, calls, prelude, link_stages):
-        """(stage text, entry body): the node calls in the entry itself, or, for graphs of
-        more than ``STAGE_NODES`` nodes, in stage functions of that many nodes that the entry
-        calls in turn, each taking the values it reads and returning those read later. The
-        stages are linked (modules of their own: ``prelude`` and the stage) when
-        ``link_stages``, and the text binds them; else the text defines them."""
-        if len(order) <= STAGE_NODES:
-            return "", [line for lines in calls for line in lines]
-        last_read = {var: len(order) for var in self.fgraph.outputs}
-        for k, node in enumerate(order):
-            for var in node.inputs:
-                last_read[var] = max(last_read.get(var, k), k)
-        text, body = [], []
-        n_stages = -(-len(order) // STAGE_NODES)
-        size = -(-len(order) // n_stages)  # stages of equal size
-        for j, start in enumerate(range(0, len(order), size)):
-            end = min(start + size, len(order))
-            made = {v for node in order[start:end] for v in node.outputs}
-            params = []
-            for node in order[start:end]:
-                for var in node.inputs:
-                    if var not in made and not isinstance(var, Constant) and var not in params:
-                        params.append(var)
-            live = [
-                v for node in order[start:end] for v in node.outputs if last_read.get(v, -1) >= end
-            ]
-            args = ", ".join(self.names[v] for v in params)
-            result = "".join(f"{self.names[v]}, " for v in live)
-            decorator = LINKED_DECORATOR if link_stages else ENTRY_DECORATOR
-            lines = [decorator, f"def _stage{j}({args}):"]
-            lines += [line for lines_ in calls[start:end] for line in lines_]
-            lines.append(f"    return ({result})")
-            if link_stages:
-                argtypes = tuple(link.parameter_type(v.type) for v in params)
-                source = f"# fusegraph stage\n# arguments: {argtypes}\n{prelude}" + "\n".join(lines)
-                text.append(self._link(source, argtypes, f"_stage{j}", f"_stage{j}", True))
+    def _glue(self, order) -> list:
+        """Render a large graph: every node runs a linked kernel, and the entry runs them
+        all through one ``glue`` intrinsic, whose plan the module spells out (index ops take
+        their constant indices as arguments, so that the nodes of ``x[:, 0:32]`` and
+        ``x[:, 32:64]`` run one kernel). Returns the entry's body."""
+        globals_, steps, kernels = [], [], set()
+        inputs = [_parameterised(node) for node in order]
+        for k, (node, node_inputs) in enumerate(zip(order, inputs)):
+            globals_ += self._name_values(node, node_inputs, k)
+            key = (
+                _op_of(node, node_inputs),
+                tuple(v.type for v in node_inputs),
+                tuple(v.type for v in node.outputs),
+            )
+            if _blas_product(node, key):
+                name = self._linked_product(node, key)
             else:
-                text.append("\n".join(lines) + "\n\n")
-            body.append(f"    {result}= _stage{j}({args})" if live else f"    _stage{j}({args})")
-        return "".join(text) + "\n\n", body
+                name = self._linked(node, key, "A" if _is_view(node.op) else "C")
+            kernels.add(name)
+            steps.append((name, node_inputs, node.outputs, _op_label(node.op, f"n{k}")))
+        constants = [v for v in self.names if isinstance(v, Constant)]
+        globals_ += self._output_constants()
+        slots = {v: j for j, v in enumerate(self.fgraph.inputs)}
+        slots.update({v: len(slots) + j for j, v in enumerate(constants)})
+        plan = []
+        for name, node_inputs, outputs, label in steps:
+            for var in outputs:
+                slots[var] = len(slots)
+            ins = tuple(slots[v] for v in node_inputs)
+            outs = tuple(slots[v] for v in outputs)
+            plan.append(f"    ({name!r}, {ins}, {outs}),  # {label}")
+        results = list(dict.fromkeys(v for v in self.fgraph.outputs if v.owner is not None))
+        consts = "".join(f"{self.names[v]}, " for v in constants)
+        globals_ += [
+            f"_glue = glue.body({len(self.fgraph.inputs)}, ({consts}), (",
+            *plan,
+            f"), {tuple(slots[v] for v in results)})",
+        ]
+        self._n_kernels = len(kernels)
+        self._prelude = _imports() + "from fusegraph.backends.numba import glue\n\n"
+        self._prelude += "\n".join(globals_) + "\n\n\n"
+        args = ", ".join(self.names[v] for v in self.fgraph.inputs)
+        unpacked = "".join(f"{self.names[v]}, " for v in results)
+        return [f"    {unpacked}= _glue({args})" if results else f"    _glue({args})"]
 
-    def _link(self, source, argtypes, function, bound, stage=False) -> str:
-        """Add the module ``source`` to ``self.linked`` and return the line that binds the
-        intrinsic calling its ``function`` to the name ``bound``."""
+    def _name_values(self, node, inputs, k) -> list:
+        """Name the outputs of ``node`` (the ``k``-th), and the constants among its
+        ``inputs`` not seen before; returns the global lines defining those constants."""
+        self.node_names[node] = f"n{k}"
+        for j, var in enumerate(node.outputs):
+            self.names[var] = f"_v{k}" if len(node.outputs) == 1 else f"_v{k}_{j}"
+        return [
+            self._constant(var)
+            for var in dict.fromkeys(inputs)
+            if isinstance(var, Constant) and var not in self.names
+        ]
+
+    def _output_constants(self) -> list:
+        return [
+            self._constant(var)
+            for var in dict.fromkeys(self.fgraph.outputs)
+            if isinstance(var, Constant) and var not in self.names
+        ]
+
+    def _link(self, source, argtypes) -> str:
+        """Add the module ``source``, whose function ``kernel`` takes ``argtypes``, to
+        ``self.linked``; returns its name."""
         name = cache.module_name(source)
-        self.linked[name] = Linked(source, argtypes, function, stage)
-        return f"{bound} = {KERNELS}[{name!r}]\n"
+        self.linked[name] = Linked(source, argtypes, "kernel")
+        return name
 
-    def _linked(self, node, key, kname) -> str:
-        """Render the kernel of ``key`` as a module of its own; the global line binding
-        ``kname`` to its intrinsic."""
-        source, argtypes = self._kernel_module(node, key)
-        return self._link(source, argtypes, "kernel", kname).rstrip("\n")
+    def _linked(self, node, key, layout="C") -> str:
+        """Render the kernel of ``key`` as a module of its own, its array parameters of
+        ``layout``; returns the module's name."""
+        return self._link(*self._kernel_module(node, key, layout))
 
-    def _linked_product(self, node, key, kname) -> str:
+    def _linked_product(self, node, key) -> str:
         """Render the BLAS product of ``key`` as a linked module whose ``kernel(m0, t0, m1,
         t1)`` multiplies ``m0`` (or ``m0.T`` when ``t0``) by ``m1`` (or ``m1.T``): its call
         sites pass each operand as such a pair (``link``), so transposed operands are not
-        copied and the module depends on the graph alone. Written into every node that runs it, a
-        product costs more to compile than the call."""
+        copied and the module depends on the graph alone. Written into every node that runs
+        it, a product costs more to compile than the call. Returns the module's name."""
         argtypes = tuple(x for t in key[1] for x in (link.parameter_type(t), numba.types.boolean))
         src = self._kernel(key, node.trace, "product")
         lines = [LINKED_DECORATOR, "def kernel(i0, t0, i1, t1):"]
@@ -291,26 +313,23 @@ class Module:
         lines.append("    return product(i0, i1)")
         header = f"# fusegraph kernel: {key[0]} (BLAS)\n# arguments: {argtypes}\n"
         source = f"{header}{_imports()}\n\n{src}\n\n" + "\n".join(lines) + "\n"
-        return self._link(source, argtypes, "kernel", kname).rstrip("\n")
+        return self._link(source, argtypes)
 
     def _loaded(self, node, key) -> bool:
         """Whether this process has loaded the linked kernel of ``key`` already."""
         return link.is_loaded(cache.module_name(self._kernel_module(node, key)[0]))
 
-    def _kernel_module(self, node, key) -> tuple:
+    def _kernel_module(self, node, key, layout="C") -> tuple:
         """The source of the linked module of ``key``'s kernel, and its argument types
         (rendered once: ``_loaded`` asks for it before ``_linked`` does)."""
-        if key not in self._kernel_modules:
-            self._kernel_modules[key] = self._render_kernel_module(node, key)
-        return self._kernel_modules[key]
-
-    def _render_kernel_module(self, node, key) -> tuple:
-        argtypes = tuple(link.parameter_type(t) for t in key[1])
-        # named "kernel" wherever it runs, so that the same kernel is the same module
-        src = self._kernel(key, node.trace, "kernel", contiguous=True)
-        src = src.replace(KERNEL_DECORATOR, LINKED_DECORATOR, 1)
-        header = f"# fusegraph kernel: {key[0]}\n# arguments: {argtypes}\n"
-        return f"{header}{_imports()}\n\n{src}", argtypes
+        if (key, layout) not in self._kernel_modules:
+            argtypes = tuple(link.parameter_type(t, layout) for t in key[1])
+            # named "kernel" wherever it runs, so that the same kernel is the same module
+            src = self._kernel(key, node.trace, "kernel", contiguous=layout == "C")
+            src = src.replace(KERNEL_DECORATOR, LINKED_DECORATOR, 1)
+            header = f"# fusegraph kernel: {key[0]}\n# arguments: {argtypes}\n"
+            self._kernel_modules[key, layout] = f"{header}{_imports()}\n\n{src}", argtypes
+        return self._kernel_modules[key, layout]
 
     def _constant(self, var: Constant) -> str:
         name = f"_c{self._n_constants}"
@@ -350,11 +369,7 @@ class Module:
         items, seen = [], set()
         for var in self.fgraph.outputs:
             name = self.names[var]
-            fresh = (
-                var.owner is not None
-                and not isinstance(var.owner.op, _VIEW_OPS)
-                and var not in seen
-            )
+            fresh = var.owner is not None and not _is_view(var.owner.op) and var not in seen
             seen.add(var)
             items.append(name if fresh else f"np.copy({name})")
         if self.single:
@@ -364,10 +379,9 @@ class Module:
 
 def _parameterised(node) -> list:
     """The inputs of ``node``, with the constant integers of an index op's entries as
-    inputs of their own (0-d int64 constants) when it is ``IncSubtensor`` or
-    ``AdvancedSubtensor``; ``_op_of`` gives the op that takes them."""
+    inputs of their own (0-d int64 constants); ``_op_of`` gives the op that takes them."""
     op = node.op
-    if not isinstance(op, (indexing.IncSubtensor, indexing.AdvancedSubtensor)):
+    if not isinstance(op, (indexing.Subtensor, indexing.IncSubtensor, indexing.AdvancedSubtensor)):
         return list(node.inputs)
     first = 2 if isinstance(op, indexing.IncSubtensor) else 1
     inputs, rest = list(node.inputs[:first]), iter(node.inputs[first:])
@@ -428,7 +442,6 @@ __all__ = [
     "LINK_NODES",
     "LITERAL_LIMIT",
     "SHAPE_ERROR",
-    "STAGE_NODES",
     "Linked",
     "Module",
 ]

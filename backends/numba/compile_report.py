@@ -1,5 +1,5 @@
 """What a compile did and how long it took: one record per compiled unit (linked kernel,
-stage, entry) with where its machine code came from and Numba's typing and LLVM seconds,
+entry) with where its machine code came from and Numba's typing and LLVM seconds,
 and a progress line on stderr while a compile runs longer than ``PROGRESS_AFTER`` seconds.
 
 Progress is silenced with the environment variable ``FUSEGRAPH_PROGRESS=0``.
@@ -47,7 +47,7 @@ class Report:
         self._quiet = os.environ.get("FUSEGRAPH_PROGRESS", "1") == "0"
 
     def record(self, kind: str, what: str, origin: str, seconds: float, numba: dict) -> None:
-        """Record one unit (``kind`` "kernel", "stage" or "entry"; ``origin`` "memory",
+        """Record one unit (``kind`` "kernel" or "entry"; ``origin`` "memory",
         "disk", "worker" (compiled by the worker process) or "compiled") and report
         progress if the compile has run long."""
         self.units.append(dict(kind=kind, what=what, origin=origin, seconds=seconds, **numba))

@@ -30,9 +30,10 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils
+from numba.core.runtime.nrtdynmod import incref_decref_ty
 from numba.extending import intrinsic
 
-from fusegraph.backends.numba import arrays
+from fusegraph.backends.numba import arrays, cache
 from fusegraph.backends.numba.kernels.base import as_c
 
 #: The symbol through which generated code finds the table.
@@ -85,7 +86,7 @@ def kernel(dispatcher, argtypes: tuple, name: str):
         if not address:  # pragma: no cover - Numba always defines the native function
             raise RuntimeError(f"no native code for kernel {name}")
         _insert(key, address)
-        call = _intrinsic(key, cres.signature, name)
+        call = _intrinsic(cres.signature, name)
         _loaded[key] = (dispatcher, cres.signature, call)
         return call, origin
 
@@ -98,59 +99,71 @@ def compile_for(dispatcher, argtypes: tuple) -> str:
     return "disk" if dispatcher.stats.cache_hits.get(argtypes, 0) > hits else "compiled"
 
 
-def _function_pointer(context, builder, key: int, name: str):
-    """IR that finds ``key`` in the table: the kernel's address, or a raised RuntimeError."""
+#: The function, defined once in every module that calls kernels, that finds a key in the
+#: table: the kernel's address, or 0.
+LOOKUP_SYMBOL = "fusegraph_kernel_lookup"
+
+
+def _lookup_function(module):
+    """The table lookup of ``module`` (declared and defined on its first use): a function
+    of its own, not inlined, so that each call site costs a call rather than a loop."""
+    try:
+        return module.get_global(LOOKUP_SYMBOL)
+    except KeyError:
+        pass
     i64 = ir.IntType(64)
-    module = builder.module
     try:
         table = module.get_global(TABLE_SYMBOL)
     except KeyError:
         table = ir.GlobalVariable(module, ir.ArrayType(i64, 2 * CAPACITY), TABLE_SYMBOL)
         table.linkage = "external"
-    start = builder.block
-    probe = builder.append_basic_block("fg_probe")
-    advance = builder.append_basic_block("fg_advance")
-    missing = builder.append_basic_block("fg_missing")
-    found = builder.append_basic_block("fg_found")
+    fn = ir.Function(module, ir.FunctionType(i64, [i64]), LOOKUP_SYMBOL)
+    fn.linkage = "linkonce_odr"
+    fn.attributes.add("noinline")
+    (key,) = fn.args
+    builder = ir.IRBuilder(fn.append_basic_block("start"))
+    probe = fn.append_basic_block("probe")
+    advance = fn.append_basic_block("advance")
+    found = fn.append_basic_block("found")
+    missing = fn.append_basic_block("missing")
+    first = builder.and_(key, i64(CAPACITY - 1))
     builder.branch(probe)
     builder.position_at_end(probe)
     slot = builder.phi(i64)
-    slot.add_incoming(i64(key & (CAPACITY - 1)), start)
+    slot.add_incoming(first, first.parent)
     zero = i64(0)
     held = builder.load(builder.gep(table, [zero, builder.shl(slot, i64(1))]))
-    builder.cbranch(builder.icmp_unsigned("==", held, i64(key)), found, advance)
+    builder.cbranch(builder.icmp_unsigned("==", held, key), found, advance)
     builder.position_at_end(advance)
     following = builder.and_(builder.add(slot, i64(1)), i64(CAPACITY - 1))
     slot.add_incoming(following, advance)
     builder.cbranch(builder.icmp_unsigned("==", held, zero), missing, probe)
     builder.position_at_end(missing)
-    context.call_conv.return_user_exc(
-        builder,
-        RuntimeError,
-        (f"fusegraph kernel {name} is not loaded in this process (compile the function again)",),
-    )
+    builder.ret(zero)
     builder.position_at_end(found)
     index = builder.add(builder.shl(slot, i64(1)), i64(1))
-    return builder.load(builder.gep(table, [zero, index]))
+    builder.ret(builder.load(builder.gep(table, [zero, index])))
+    return fn
 
 
-def _contiguous(a):
-    return as_c(a)  # the kernels' overload: a view typed C when contiguous, else a copy
+def _function_pointer(context, builder, key: int, name: str):
+    """IR that finds ``key`` in the table: the kernel's address, or a raised RuntimeError."""
+    i64 = ir.IntType(64)
+    address = builder.call(_lookup_function(builder.module), [i64(key)])
+    message = f"fusegraph kernel {name} is not loaded in this process (compile the function again)"
+    with cgutils.if_unlikely(builder, builder.icmp_unsigned("==", address, i64(0))):
+        context.call_conv.return_user_exc(builder, RuntimeError, (message,))
+    return address
 
 
-def _argument(context, builder, value, actual, param, owned):
-    """``value`` (of Numba type ``actual``) as the parameter type ``param``: arrays typed C
-    as they are, others through ``kernels.as_c`` (compiled once per type and process), whose
-    result is appended to ``owned`` (the caller releases it after the call)."""
-    if isinstance(param, numba.types.Array) and actual.layout != "C":
-        view = actual.copy(layout="C", readonly=False)
-        value = context.compile_internal(builder, _contiguous, view(actual), [value])
-        owned.append((view, value))
-        actual = view
-    return context.cast(builder, value, actual, param)
+@numba.njit(nogil=True)
+def contiguous(a):
+    """``a`` typed C: a view when it is contiguous at run time, else a C copy."""
+    return as_c(a)  # the kernels' overload
 
 
-def _blas_operand(a):
+@numba.njit(nogil=True)
+def blas_operand(a):
     """``(m, transposed)``: a C-typed array with ``a == (m.T if transposed else m)``, a view
     when ``a`` is C- or F-contiguous at run time, else a C copy."""
     if a.flags.c_contiguous:
@@ -158,7 +171,39 @@ def _blas_operand(a):
     if a.ndim == 2 and a.flags.f_contiguous:
         t = a.T
         return arrays.c_view(t, t.shape), True
-    return np.ascontiguousarray(a), False
+    return a.copy(), False  # a C copy
+
+
+def helper(function: str, argtype) -> str:
+    """The name of the linked module whose ``kernel(i0)`` returns ``function(i0)``
+    (``"contiguous"`` or ``"blas_operand"``) for arguments of the Numba type ``argtype``,
+    loaded (compiled, or read from the disk cache) on the first request in this process. Code
+    that converts arguments calls it like a kernel instead of compiling its own copy of
+    the copy; it must load it before that code compiles or loads from
+    the disk cache (``glue`` does)."""
+    argtype = argtype.copy(readonly=False)
+    source = (
+        f"# fusegraph helper: {function}\n# arguments: ({argtype!r},)\n"
+        f"import numba\nfrom fusegraph.backends.numba.link import {function}\n\n\n"
+        f"{cache.LINKED_DECORATOR}\ndef kernel(i0):\n    return {function}(i0)\n"
+    )
+    name = cache.module_name(source)
+    if not is_loaded(name):
+        kernel(cache.load_module(source).kernel, (argtype,), name)
+    return name
+
+
+def _argument(context, builder, value, actual, param, owned):
+    """``value`` (of Numba type ``actual``) as the parameter type ``param``: as it is for
+    a parameter of any layout or an array typed C, else through ``kernels.as_c`` (compiled
+    once per type and process), whose result is appended to ``owned`` (the caller releases
+    it after the call)."""
+    if isinstance(param, numba.types.Array) and param.layout == "C" and actual.layout != "C":
+        view = actual.copy(layout="C", readonly=False)
+        value = context.compile_internal(builder, contiguous.py_func, view(actual), [value])
+        owned.append((view, value))
+        actual = view
+    return context.cast(builder, value, actual, param)
 
 
 def _blas_argument(context, builder, value, actual, param, owned):
@@ -168,13 +213,13 @@ def _blas_argument(context, builder, value, actual, param, owned):
         return context.cast(builder, value, actual, param), cgutils.false_bit
     view = actual.copy(layout="C", readonly=False)
     pair = numba.types.Tuple([view, numba.types.boolean])
-    result = context.compile_internal(builder, _blas_operand, pair(actual), [value])
+    result = context.compile_internal(builder, blas_operand.py_func, pair(actual), [value])
     matrix, transposed = builder.extract_value(result, 0), builder.extract_value(result, 1)
     owned.append((view, matrix))
     return context.cast(builder, matrix, view, param), transposed
 
 
-def _operands(signature) -> list:
+def operands(signature) -> list:
     """Per argument of a call, its parameter type and whether it is a BLAS operand: an
     array parameter followed by a boolean one (``codegen``'s linked products)."""
     params, groups, i = list(signature.args), [], 0
@@ -185,53 +230,116 @@ def _operands(signature) -> list:
     return groups
 
 
-def _intrinsic(key: int, signature, name: str):
-    operands = _operands(signature)
+def emit_call(context, builder, name: str, values, types, helpers=None):
+    """IR calling the loaded kernel module ``name`` with ``values`` (LLVM values of the
+    Numba ``types``); returns its result, a new reference. An error the kernel raises
+    returns from the function being generated, as a ``raise`` there would. ``helpers``
+    maps the positions of arguments that need converting to the loaded :func:`helper` that
+    converts each; the others are converted by code compiled into the caller."""
+    key = key_of(name)
+    signature = signature_of(name)
+    owned, args = [], []
+    for i, (value, actual, (param, blas)) in enumerate(zip(values, types, operands(signature))):
+        if helpers and i in helpers:
+            args += _helped(context, builder, helpers[i], value, actual, param, blas, owned)
+        elif blas:
+            args += _blas_argument(context, builder, value, actual, param, owned)
+        else:
+            args.append(_argument(context, builder, value, actual, param, owned))
+    fnty = context.call_conv.get_function_type(signature.return_type, signature.args)
+    address = _function_pointer(context, builder, key, name)
+    callee = builder.inttoptr(address, fnty.as_pointer())
+    status, result = context.call_conv.call_function(
+        builder, callee, signature.return_type, signature.args, args
+    )
+    for view, value in owned:
+        release(context, builder, view, value)
+    with cgutils.if_unlikely(builder, status.is_error):
+        context.call_conv.return_status_propagate(builder, status)
+    return result
 
+
+def release(context, builder, typ, value) -> None:
+    """Decref ``value`` (of Numba type ``typ``): an array through its meminfo alone (NRT's
+    own decref reads every field of the array, which is IR to build and compile)."""
+    if not isinstance(typ, numba.types.Array):
+        context.nrt.decref(builder, typ, value)
+        return
+    fn = cgutils.get_or_insert_function(builder.module, incref_decref_ty, "NRT_decref")
+    builder.call(fn, [context.data_model_manager[typ].get(builder, value, "meminfo")])
+
+
+def _helped(context, builder, name, value, actual, param, blas, owned) -> list:
+    """The arguments ``value`` makes for ``param`` (and the transpose flag of a BLAS
+    operand) through the helper ``name``."""
+    result = emit_call(context, builder, name, [value], [actual])
+    rtype = signature_of(name).return_type
+    if not blas:
+        owned.append((rtype, result))
+        return [context.cast(builder, result, rtype, param)]
+    matrix = builder.extract_value(result, 0)
+    owned.append((rtype[0], matrix))
+    return [context.cast(builder, matrix, rtype[0], param), builder.extract_value(result, 1)]
+
+
+def needs_helper(actual, param, blas):
+    """The :func:`helper` function converting an argument of type ``actual`` for the
+    parameter ``param`` (a BLAS operand when ``blas``), or None if it passes as it is."""
+    if not isinstance(param, numba.types.Array) or param.layout != "C" or actual.layout == "C":
+        return None
+    return "blas_operand" if blas else "contiguous"
+
+
+def signature_of(name: str):
+    """The Numba signature the loaded kernel module ``name`` was compiled for."""
+    found = _loaded.get(key_of(name))
+    if found is None:
+        raise RuntimeError(f"fusegraph kernel {name} is not loaded in this process")
+    return found[1]
+
+
+def intrinsic_of(n_args: int, typer, label: str):
+    """A Numba intrinsic of ``n_args`` parameters whose typing is ``typer(typingctx,
+    *args)``, named ``label`` (Numba reads an intrinsic's parameters from its signature)."""
+    params = ", ".join(f"a{i}" for i in range(n_args))
+    namespace = {"typer": typer}
+    exec(f"def call(typingctx, {params}):\n    return typer(typingctx, {params})", namespace)
+    call = namespace["call"]
+    call.__name__ = call.__qualname__ = label
+    return intrinsic(call)
+
+
+def _intrinsic(signature, name: str):
     def codegen(context, builder, sig, args):
-        owned, values = [], []
-        for value, actual, (param, blas) in zip(args, sig.args, operands):
-            if blas:
-                values += _blas_argument(context, builder, value, actual, param, owned)
-            else:
-                values.append(_argument(context, builder, value, actual, param, owned))
-        fnty = context.call_conv.get_function_type(signature.return_type, signature.args)
-        address = _function_pointer(context, builder, key, name)
-        callee = builder.inttoptr(address, fnty.as_pointer())
-        status, result = context.call_conv.call_function(
-            builder, callee, signature.return_type, signature.args, values
-        )
-        for view, value in owned:
-            context.nrt.decref(builder, view, value)
-        with cgutils.if_unlikely(builder, status.is_error):
-            context.call_conv.return_status_propagate(builder, status)
-        return result
+        return emit_call(context, builder, name, args, sig.args)
 
     def typer(typingctx, *args):
         return signature.return_type(*args), codegen
 
-    # Numba reads an intrinsic's parameters from its signature: one per argument.
-    params = ", ".join(f"a{i}" for i in range(len(operands)))
-    namespace = {"typer": typer}
-    exec(f"def call(typingctx, {params}):\n    return typer(typingctx, {params})", namespace)
-    call = namespace["call"]
-    call.__name__ = call.__qualname__ = f"kernel_{key:016x}"
-    return intrinsic(call)
+    return intrinsic_of(len(operands(signature)), typer, f"kernel_{key_of(name):016x}")
 
 
-def parameter_type(var_type) -> numba.types.Array:
+def parameter_type(var_type, layout: str = "C") -> numba.types.Array:
     """The Numba type of a linked function's parameter for a graph variable of type
-    ``var_type``: C-contiguous (``_argument`` converts what a call site passes), so that
-    loops vectorise and the signature follows from the graph alone."""
-    return numba.types.Array(numba.from_dtype(np.dtype(var_type.dtype)), var_type.ndim, "C")
+    ``var_type``: C-contiguous by default (``_argument`` converts what a call site passes),
+    so that loops vectorise and the signature follows from the graph alone; ``"A"`` for
+    view ops, whose results must stay views of any argument."""
+    return numba.types.Array(numba.from_dtype(np.dtype(var_type.dtype)), var_type.ndim, layout)
 
 
 __all__ = [
     "CAPACITY",
     "TABLE_SYMBOL",
-    "parameter_type",
     "compile_for",
+    "emit_call",
+    "helper",
+    "needs_helper",
+    "intrinsic_of",
     "is_loaded",
     "key_of",
     "kernel",
+    "operands",
+    "parameter_type",
+    "release",
+    "signature_of",
 ]

@@ -34,7 +34,7 @@ class Compiled:
             GIL, which saves the 40-50 ns of releasing it, and compiles for any argument
             types it is given, like a plain ``@njit`` function.
         source: the generated module's text (the entry's).
-        linked_sources: the linked modules' texts (kernels and stages), by module name.
+        linked_sources: the linked kernels' module texts, by module name.
         report: the ``compile_report.Report`` of this compile.
         node_names: the label (``n<k>``) of each node in the source's comments.
     """
@@ -52,12 +52,7 @@ class Compiled:
         self._kernels = {}
         self._argtypes = {name: unit.argtypes for name, unit in module.linked.items()}
         namespace = {CONSTANTS: module.constants, KERNELS: self._kernels}
-        kernels = [(n, *u[:3]) for n, u in module.linked.items() if not u.stage]
-        stages = [(n, *u[:3]) for n, u in module.linked.items() if u.stage]
-        self._link_units(kernels, None, workers.MIN_SHARED)
-        if stages:  # after the kernels, whose intrinsics their modules bind
-            with workers.stage_payload(kernels, module.constants) as payload:
-                self._link_units(stages, namespace, 2, payload)
+        self._link_units([(name, *unit) for name, unit in module.linked.items()])
         start = perf_counter()
         self._module = cache.load_module(module.source, namespace)
         self.entry = self._module.entry
@@ -78,20 +73,19 @@ class Compiled:
         numba_seconds = compile_report.numba_seconds(self.call, signature)
         self.report.record("entry", "entry", origin, perf_counter() - start, numba_seconds)
 
-    def _link_units(self, units, namespace, minimum, payload=None) -> None:
+    def _link_units(self, units) -> None:
         """Link ``units`` ((name, source, argument types, function)): with a worker process
-        (``workers``) when at least ``minimum`` are new to this process, the worker
-        compiling from the back of the list (its requests carry ``payload``) while this
-        process compiles from the front, then loads the worker's from the disk cache."""
+        (``workers``) when enough are new to this process, the worker compiling from the
+        back of the list while this process compiles from the front, then loads the
+        worker's from the disk cache."""
         dispatchers, cold = {}, []
         for name, source, argtypes, function in units:
-            module = cache.load_module(source, namespace)  # its file, before a worker reads it
+            module = cache.load_module(source)  # its file, before a worker reads it
             dispatchers[name] = getattr(module, function)
             if not link.is_loaded(name) and module.__dict__[cache.CACHEABLE]:
-                request = dict(source=source, function=function, argtypes=argtypes)
-                cold.append((name, dict(request, **(payload or {}))))
+                cold.append((name, dict(source=source, function=function, argtypes=argtypes)))
         sources = {name: source for name, source, _, _ in units}
-        shared = workers.Shared(cold, minimum) if workers.enabled() else None
+        shared = workers.Shared(cold) if workers.enabled() else None
         if shared is not None and shared.theirs is not None:
             while (name := shared.next()) is not None:
                 self._link(name, sources[name], dispatchers[name], perf_counter())
@@ -110,7 +104,7 @@ class Compiled:
         if by_worker and origin == "disk":
             origin = "worker"
         self.report.record(
-            "stage" if source.startswith("# fusegraph stage") else "kernel",
+            "kernel",
             source.split("\n", 1)[0].removeprefix("# fusegraph "),
             origin,
             perf_counter() - start,

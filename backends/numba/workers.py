@@ -5,7 +5,7 @@ of a function's list, a worker process compiles them from the back, into the sha
 cache, and this process then loads each worker-compiled kernel from there. The worker is
 started when a large graph (``codegen.LINK_NODES``) begins to compile, kept for the
 process's later compiles, and ends when this process does; it takes work when a compile has
-enough units to share (``MIN_SHARED`` kernels, two stages).
+enough units to share (``MIN_SHARED`` kernels).
 
 ``FUSEGRAPH_COMPILE_WORKERS=0`` switches it off; it is off too on one core, and when the
 disk cache is not usable (the worker's code could not reach this process). A worker that
@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import atexit
 import collections
-import contextlib
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -124,13 +122,13 @@ class Shared:
     done; the worker takes them from the back (``theirs``). :meth:`wait` blocks until the
     worker has finished with one (then it is in the disk cache, unless the worker failed:
     compile it here). A request has the unit's module ``source``, ``function`` and
-    ``argtypes``, and for a stage the ``kernels`` it binds and its ``constants`` file."""
+    ``argtypes``."""
 
-    def __init__(self, units: list, minimum: int = MIN_SHARED):
+    def __init__(self, units: list):
         self.units = collections.deque(units)  # (name, request)
         self._done: dict = {}
         self._cond = threading.Condition()
-        self._worker = start() if len(units) >= minimum else None
+        self._worker = start() if len(units) >= MIN_SHARED else None
         #: the units the worker took (None without a worker)
         self.theirs: list | None = None
         if self._worker is not None:
@@ -182,41 +180,6 @@ class Shared:
             return self._done[name]
 
 
-@contextlib.contextmanager
-def stage_payload(kernels: list, constants: dict):
-    """What a stage's request carries besides its own module: the ``kernels`` it binds
-    ((name, source, argument types, function)) and the path of a file holding the large
-    ``constants`` (removed afterwards)."""
-    payload = {"kernels": [(n, src, _encode(a), f) for n, src, a, f in kernels]}
-    path = None
-    if constants:
-        fd, path = tempfile.mkstemp(suffix=".npz", prefix=".fusegraph-constants-")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **constants)
-    payload["constants"] = path
-    try:
-        yield payload
-    finally:
-        if path is not None:
-            os.unlink(path)
-
-
-def _stage_namespace(request) -> dict:
-    """In the worker: the globals a stage's module reads (``codegen``)."""
-    from fusegraph.backends.numba import cache, link
-    from fusegraph.backends.numba.codegen import CONSTANTS, KERNELS
-
-    kernels = {}
-    for name, source, argtypes, function in request["kernels"]:
-        dispatcher = getattr(cache.load_module(source), function)
-        kernels[name], _ = link.kernel(dispatcher, _decode(argtypes), name)
-    constants = {}
-    if request["constants"] is not None:
-        with np.load(request["constants"]) as data:
-            constants = {k: data[k] for k in data.files}
-    return {CONSTANTS: constants, KERNELS: kernels}
-
-
 def main() -> None:
     """The worker: compile each requested kernel (one JSON line each) into the disk cache,
     answering ``true`` or ``false`` per line."""
@@ -229,10 +192,7 @@ def main() -> None:
                 os.environ.pop("FUSEGRAPH_CACHE_DIR", None)
             else:
                 os.environ["FUSEGRAPH_CACHE_DIR"] = request["cache_dir"]
-            namespace = None
-            if "kernels" in request:  # a stage: its module binds the kernels' intrinsics
-                namespace = _stage_namespace(request)
-            module = cache.load_module(request["source"], namespace)
+            module = cache.load_module(request["source"])
             if not module.__dict__[cache.CACHEABLE]:
                 raise RuntimeError("no disk cache")
             getattr(module, request["function"]).compile(_decode(request["argtypes"]))

@@ -102,20 +102,32 @@ def test_inlining_takes_only_kernels_with_one_final_return():
     assert inline.is_small(fn) and not inline.is_small(inline.kernel_function(long, "k")[0])
 
 
-def test_large_graphs_run_in_stages(monkeypatch):
-    """Beyond ``STAGE_NODES`` nodes the entry calls stage functions, each taking the values
-    it reads and returning those read later (here: stages of 2 nodes)."""
+def test_large_graphs_run_their_kernels_through_glue(monkeypatch):
+    """Beyond ``LINK_NODES`` nodes every node runs a linked kernel, through the ``glue``
+    intrinsic: views of every layout (a transpose into a product, a strided slice into an
+    elementwise kernel), outputs that are views, inputs, constants or repeats, and inputs
+    of other layouts all give NumPy's values (here: glue from 2 nodes)."""
     from fusegraph.backends.numba import codegen
 
-    monkeypatch.setattr(codegen, "STAGE_NODES", 2)
-    x, m = fg.vector("x"), fg.matrix("m")
+    monkeypatch.setattr(codegen, "LINK_NODES", 2)
+    x, m, glue = fg.vector("x"), fg.matrix("m"), fg.vector("glue")  # (a generated name)
     h = m.dot(x)
-    outs = [h.sum(), m.T.dot(h).max(), (h * 2)[:2].dot(x), x]
-    f = fg.function([x, m], outs)
-    assert "def _stage2(" in f.source
-    xv, mv = np.arange(2.0), RNG.normal(size=(3, 2))
-    hv = mv @ xv
-    _same(f(xv, mv), [hv.sum(), (mv.T @ hv).max(), (hv * 2)[:2] @ xv, xv])
+    s = m[:, ::2]
+    outs = [h.sum(), m.T.dot(h).max(), (h * 2)[:2].dot(x[:2]), x, s, s * 3, h, h, glue + 1]
+    outs.append(fg.constant(np.arange(3.0)))
+    f = fg.function([x, m, glue], outs)
+    assert "_glue = glue.body(" in f.source and "def kernel(" in f.source
+
+    def want(xv, mv, gv):
+        hv, sv = mv @ xv, mv[:, ::2]
+        first = [hv.sum(), (mv.T @ hv).max(), (hv * 2)[:2] @ xv[:2], xv, sv, sv * 3, hv, hv]
+        return first + [gv + 1, np.arange(3.0)]
+
+    xv, mv, gv = np.arange(3.0), RNG.normal(size=(4, 3)), np.ones(2)
+    got = f(xv, mv, gv)
+    _same(got, want(xv, mv, gv))
+    assert got[6] is not got[7] and not np.shares_memory(got[3], xv)
+    _same(f(xv[::-1], np.asfortranarray(mv), gv), want(xv[::-1], mv, gv))
 
 
 def test_input_names_never_clash_with_generated_names():

@@ -35,6 +35,7 @@ from fusegraph.backends.numba.kernels.base import (
     SUPPORTED,
     as_c,
     kernel_source,
+    slice_range,
     unsupported,
 )
 from fusegraph.backends.numba.kernels.blas import blas_dot
@@ -46,5 +47,6 @@ __all__ = [
     "kernel_source",
     "blas_dot",
     "as_c",
+    "slice_range",
     "unsupported",
 ]

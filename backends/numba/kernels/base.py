@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 
+import numba
 import numpy as np
 from numba.extending import overload
 
@@ -19,7 +20,7 @@ IMPORTS = (
     "import numba\n"
     + scalar_code.IMPORTS
     + arrays.IMPORTS
-    + "from fusegraph.backends.numba.kernels import as_c, blas_dot\n"
+    + "from fusegraph.backends.numba.kernels import as_c, blas_dot, slice_range\n"
     + "from fusegraph.backends.numba import rng\n"
 )
 
@@ -44,9 +45,27 @@ def _as_c(a):
     def impl(a):
         if a.flags.c_contiguous:
             return arrays.c_view(a, a.shape)
-        return np.ascontiguousarray(a)
+        return a.copy()  # C; compiles in half the time of np.ascontiguousarray
 
     return impl
+
+
+@numba.njit(nogil=True)
+def slice_range(n, start, stop, step, has_start, has_stop):
+    """``(first, step, length)`` of ``range(n)[start:stop:step]`` by Python's rules (a bound
+    not given, ``has_start``/``has_stop`` False, takes its default). Integer arithmetic,
+    which types in a fraction of the time of ``np.arange(n)[start:stop:step]``."""
+    if step > 0:
+        first = (start + n if start < 0 else start) if has_start else 0
+        first = min(max(first, 0), n)
+        last = (stop + n if stop < 0 else stop) if has_stop else n
+        last = min(max(last, 0), n)
+        return first, step, (last - first + step - 1) // step if last > first else 0
+    first = (start + n if start < 0 else start) if has_start else n - 1
+    first = min(max(first, -1), n - 1)
+    last = (stop + n if stop < 0 else stop) if has_stop else -1
+    last = min(max(last, -1), n - 1)
+    return first, step, (first - last - step - 1) // -step if first > last else 0
 
 
 # ----------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from fusegraph.backends.numba.kernels.base import (
     _new,
     _raise,
     _register,
-    _tup,
 )
 from fusegraph.backends.numba.scalar_code import cast_expr
 from fusegraph.ops import indexing
@@ -102,9 +101,12 @@ def _index_loops(code, idx, in_types, first_input):
             start, stop, step = fields
             if step is not None:
                 _raise(code, f"{step} == 0", "ValueError", "slice step cannot be zero")
-            s = ":".join("" if f is None else f for f in fields)
-            code(f"m{n} = np.arange(i0.shape[{axis}])[{s}]")
-            pieces.append(("dims", [(f"m{n}.shape[0]", n)]))
+            bounds = ", ".join("np.int64(0)" if f is None else f"np.int64({f})" for f in fields[:2])
+            flags = f"{start is not None}, {stop is not None}"
+            step = "np.int64(1)" if step is None else f"np.int64({step})"
+            n_x = f"np.int64(i0.shape[{axis}])"
+            code(f"f{n}, s{n}, m{n} = slice_range({n_x}, {bounds}, {step}, {flags})")
+            pieces.append(("dims", [(f"m{n}", n)]))
             xindex.append(("slice", n))
             axis += 1
         elif kind == "array":
@@ -126,7 +128,7 @@ def _index_loops(code, idx, in_types, first_input):
                 xindex.append(("adv", f"a{axis + k}"))
             pieces.append(("adv",))
             axis += rank
-    bdims = _adv_setup(code, adv) if advanced else []
+    bdims, broadcast = _adv_setup(code, adv) if advanced else ([], {})
     adv_at = [k for k, p in enumerate(pieces) if p[0] == "adv"]
     split = adv_at[0] if adv_at else len(pieces)
     before = [d for p in pieces[:split] if p[0] == "dims" for d in p[1]]
@@ -146,9 +148,9 @@ def _index_loops(code, idx, in_types, first_input):
             if kind == "expr":
                 xi.append(what)
             elif kind == "slice":
-                xi.append(f"m{what}[{of_slice[what]}]")
+                xi.append(f"f{what} + s{what} * {of_slice[what]}")
             else:
-                code(f"p{axis} = np.int64({what}[{_at(bnames)}])")
+                code(f"p{axis} = np.int64({what}[{broadcast[what](bnames)}])")
                 code(f"p{axis} = p{axis} + i0.shape[{axis}] if p{axis} < 0 else p{axis}")
                 xi.append(f"p{axis}")
         emit(names, _at(xi))
@@ -159,8 +161,10 @@ def _index_loops(code, idx, in_types, first_input):
 
 def _adv_setup(code, adv):
     """Broadcast the advanced indices together (IndexError if they cannot) and check the
-    bounds of the index arrays (when the broadcast is not empty, as NumPy). Binds
-    ``a<axis>`` to each broadcast array; returns the broadcast dims."""
+    bounds of the index arrays (when the broadcast is not empty, as NumPy). Returns the
+    broadcast dims, and per index array (``a<axis>``) the function that gives the index
+    expression reading it at a position of the broadcast loops (an axis of length 1 is read
+    at 0, as through ``np.broadcast_to``, whose typing costs more than the kernel)."""
     rank = max((len(shape) for shape, _, _ in adv), default=0)
     bdims = [f"b{k}" for k in range(rank)]
     for b in bdims:
@@ -173,15 +177,30 @@ def _adv_setup(code, adv):
                 _raise(code, cond, "IndexError", "shape mismatch: indexing arrays")
                 code(f"{b} = {s}")
     code("bsize = " + (" * ".join(bdims) or "1"))
-    for _, arr, axis in adv:
+    broadcast = {}
+    for shape, arr, axis in adv:
         if arr is None:
             continue
+        code(f"a{axis} = {arr}")
         with code.block("if bsize > 0:"):
-            with code.block(f"for v in {arr}.ravel():"):
-                code(f"d = i0.shape[{axis}]")
-                _raise(code, "v < -d or v >= d", "IndexError", "index out of bounds")
-        code(f"a{axis} = np.broadcast_to({arr}, {_tup(bdims)})")
-    return bdims
+            names = _loops(code, shape, f"r{axis}_")
+            code(f"v = a{axis}[{_at(names)}]", f"d = i0.shape[{axis}]")
+            _raise(code, "v < -d or v >= d", "IndexError", "index out of bounds")
+            _close(code, len(names))
+        for k, s in enumerate(shape):
+            code(f"u{axis}_{k} = 0 if {s} == 1 else 1")
+        broadcast[f"a{axis}"] = _reader(axis, rank, len(shape))
+    return bdims, broadcast
+
+
+def _reader(axis, rank, ndim):
+    """The index of ``a<axis>`` (``ndim`` dims, aligned right with the ``rank`` broadcast
+    dims) at the broadcast loop indices ``names``."""
+
+    def at(names):
+        return _at(f"{q} * u{axis}_{k}" for k, q in enumerate(names[rank - ndim :]))
+
+    return at
 
 
 @_register(indexing.Subtensor)
