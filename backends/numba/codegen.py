@@ -141,6 +141,7 @@ class Module:
         self._kernel_modules: dict = {}  # key -> (source, argument types), ``_kernel_module``
         self.node_names: dict = {}
         self._n_constants = 0
+        self.glue_plan = None
         taken = _imported_names() | {"glue"}  # the module's code reads these globals
         self.names = {v: _identifier(v.name, taken) for v in fgraph.inputs}
         order = fgraph.toposort()
@@ -235,25 +236,34 @@ class Module:
             if _blas_product(node, key):
                 name = self._linked_product(node, key)
             else:
-                name = self._linked(node, key, "A" if _is_view(node.op) else "C")
+                # views of any layout stay views; a reshape of C input is a C view
+                any_layout = _is_view(node.op) and not isinstance(node.op, _shape.Reshape)
+                name = self._linked(node, key, "A" if any_layout else "C")
             kernels.add(name)
             steps.append((name, node_inputs, node.outputs, _op_label(node.op, f"n{k}")))
         constants = [v for v in self.names if isinstance(v, Constant)]
         globals_ += self._output_constants()
         slots = {v: j for j, v in enumerate(self.fgraph.inputs)}
         slots.update({v: len(slots) + j for j, v in enumerate(constants)})
-        plan = []
+        plan, lines = [], []
         for name, node_inputs, outputs, label in steps:
             for var in outputs:
                 slots[var] = len(slots)
-            ins = tuple(slots[v] for v in node_inputs)
-            outs = tuple(slots[v] for v in outputs)
-            plan.append(f"    ({name!r}, {ins}, {outs}),  # {label}")
+            plan.append(
+                (name, tuple(slots[v] for v in node_inputs), tuple(slots[v] for v in outputs))
+            )
+            lines.append(f"    {plan[-1]!r},  # {label}")
+        #: (inputs, constants, steps) of the entry's ``glue.body``
+        self.glue_plan = (
+            len(self.fgraph.inputs),
+            tuple(v.data.copy(order="C") for v in constants),
+            tuple(plan),
+        )
         results = list(dict.fromkeys(v for v in self.fgraph.outputs if v.owner is not None))
         consts = "".join(f"{self.names[v]}, " for v in constants)
         globals_ += [
             f"_glue = glue.body({len(self.fgraph.inputs)}, ({consts}), (",
-            *plan,
+            *lines,
             f"), {tuple(slots[v] for v in results)})",
         ]
         self._n_kernels = len(kernels)

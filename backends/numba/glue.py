@@ -51,31 +51,19 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
     for s, k in last.items():
         if s not in results:
             releases[k].append(s)
-    const_types = tuple(numba.typeof(c).copy(readonly=True) for c in constants)
-    # The types of the constants and the nodes' outputs follow from the kernels' signatures:
-    # the helpers that convert them for the kernels that read them load now, before the
-    # entry compiles or loads from the disk cache (an input's conversion, which depends on
-    # the entry's signature, is compiled into it).
-    internal = {n_inputs + j: t for j, t in enumerate(const_types)}
-    helpers: list = []
-    slot = first
-    for step in steps:
-        signature = link.signature_of(step.kernel)
-        converts = {}
-        for i, (s, (param, blas)) in enumerate(zip(step.args, link.operands(signature))):
-            function = link.needs_helper(internal[s], param, blas) if s in internal else None
-            if function is not None:
-                converts[i] = link.helper(function, internal[s])
-        helpers.append(converts)
-        result = signature.return_type
-        for t in list(result) if len(step.outs) > 1 else [result]:
-            internal[slot] = t
-            slot += 1
+    internal, conversions = _internal_types(n_inputs, constants, steps)
+    const_types = [internal[n_inputs + j] for j in range(len(constants))]
+    helpers = [{i: link.helper(*c) for i, c in converts.items()} for converts in conversions]
+    slot = n_inputs + len(internal)
 
     def codegen(context, builder, sig, args):
         for attribute in ("noinline", "optnone"):
             builder.function.attributes.add(attribute)
         types = list(sig.args) + [internal[s] for s in range(n_inputs, slot)]
+        names = [step.kernel for step in steps] + [h for c in helpers for h in c.values()]
+        addresses = {
+            name: link.emit_lookup(context, builder, name) for name in dict.fromkeys(names)
+        }
         values = list(args) + [
             context.get_constant_generic(builder, t, c) for t, c in zip(const_types, constants)
         ]
@@ -87,6 +75,7 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
                 [values[s] for s in step.args],
                 [types[s] for s in step.args],
                 converts,
+                addresses,
             )
             if len(step.outs) > 1:
                 values += [builder.extract_value(result, j) for j in range(len(step.outs))]
@@ -103,4 +92,35 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
     return link.intrinsic_of(n_inputs, typer, label)
 
 
-__all__ = ["Step", "body"]
+def _internal_types(n_inputs, constants, steps) -> tuple:
+    """The Numba types of the constants' and the nodes' slots, which follow from the
+    kernels' signatures; and per step, the ``link.helper`` conversions (position ->
+    (function, type)) its arguments from those slots need. (An input's conversion depends
+    on the entry's signature: it is compiled into the entry.)"""
+    internal = {n_inputs + j: numba.typeof(c).copy(readonly=True) for j, c in enumerate(constants)}
+    conversions = []
+    slot = n_inputs + len(constants)
+    for step in steps:
+        signature = link.signature_of(step[0])
+        converts = {}
+        for i, (s, (param, blas)) in enumerate(zip(step[1], link.operands(signature))):
+            function = link.needs_helper(internal[s], param, blas) if s in internal else None
+            if function is not None:
+                converts[i] = (function, internal[s])
+        conversions.append(converts)
+        result = signature.return_type
+        for t in list(result) if len(step[2]) > 1 else [result]:
+            internal[slot] = t
+            slot += 1
+    return internal, conversions
+
+
+def helper_modules(n_inputs, constants, steps) -> list:
+    """The ``link.helper_module`` tuples a plan's conversions need (its kernels loaded), so
+    that they compile as units of their own, before the entry that calls them."""
+    _, conversions = _internal_types(n_inputs, constants, steps)
+    needed = dict.fromkeys(c for converts in conversions for c in converts.values())
+    return [link.helper_module(*c) for c in needed]
+
+
+__all__ = ["Step", "body", "helper_modules"]

@@ -34,7 +34,7 @@ from numba.core.runtime.nrtdynmod import incref_decref_ty
 from numba.extending import intrinsic
 
 from fusegraph.backends.numba import arrays, cache
-from fusegraph.backends.numba.kernels.base import as_c
+from fusegraph.backends.numba.kernels.base import contiguous
 
 #: The symbol through which generated code finds the table.
 TABLE_SYMBOL = "fusegraph_kernel_table"
@@ -146,20 +146,15 @@ def _lookup_function(module):
     return fn
 
 
-def _function_pointer(context, builder, key: int, name: str):
-    """IR that finds ``key`` in the table: the kernel's address, or a raised RuntimeError."""
+def emit_lookup(context, builder, name: str):
+    """IR that finds the loaded module ``name`` in the table: its function's address, or a
+    raised RuntimeError."""
     i64 = ir.IntType(64)
-    address = builder.call(_lookup_function(builder.module), [i64(key)])
+    address = builder.call(_lookup_function(builder.module), [i64(key_of(name))])
     message = f"fusegraph kernel {name} is not loaded in this process (compile the function again)"
     with cgutils.if_unlikely(builder, builder.icmp_unsigned("==", address, i64(0))):
         context.call_conv.return_user_exc(builder, RuntimeError, (message,))
     return address
-
-
-@numba.njit(nogil=True)
-def contiguous(a):
-    """``a`` typed C: a view when it is contiguous at run time, else a C copy."""
-    return as_c(a)  # the kernels' overload
 
 
 @numba.njit(nogil=True)
@@ -174,22 +169,29 @@ def blas_operand(a):
     return a.copy(), False  # a C copy
 
 
-def helper(function: str, argtype) -> str:
-    """The name of the linked module whose ``kernel(i0)`` returns ``function(i0)``
-    (``"contiguous"`` or ``"blas_operand"``) for arguments of the Numba type ``argtype``,
-    loaded (compiled, or read from the disk cache) on the first request in this process. Code
-    that converts arguments calls it like a kernel instead of compiling its own copy of
-    the copy; it must load it before that code compiles or loads from
-    the disk cache (``glue`` does)."""
+def helper_module(function, argtype) -> tuple:
+    """``(name, source, argument types)`` of the linked module whose ``kernel(i0)`` returns
+    ``function(i0)`` (``contiguous`` or :func:`blas_operand`, njit functions) for arguments
+    of the Numba type ``argtype``. Code that converts arguments calls it like a kernel
+    instead of compiling its own copy of the conversion, and must load it (:func:`helper`,
+    or like any linked module) before that code compiles or loads from the disk cache
+    (``glue`` does)."""
     argtype = argtype.copy(readonly=False)
+    name = function.__name__
     source = (
-        f"# fusegraph helper: {function}\n# arguments: ({argtype!r},)\n"
-        f"import numba\nfrom fusegraph.backends.numba.link import {function}\n\n\n"
-        f"{cache.LINKED_DECORATOR}\ndef kernel(i0):\n    return {function}(i0)\n"
+        f"# fusegraph helper: {name}\n# arguments: ({argtype!r},)\n"
+        f"import numba\nfrom {function.__module__} import {name}\n\n\n"
+        f"{cache.LINKED_DECORATOR}\ndef kernel(i0):\n    return {name}(i0)\n"
     )
-    name = cache.module_name(source)
+    return cache.module_name(source), source, (argtype,)
+
+
+def helper(function, argtype) -> str:
+    """The name of the :func:`helper_module` of ``function`` for ``argtype``, loaded
+    (compiled, or read from the disk cache) if this process had not loaded it."""
+    name, source, argtypes = helper_module(function, argtype)
     if not is_loaded(name):
-        kernel(cache.load_module(source).kernel, (argtype,), name)
+        kernel(cache.load_module(source).kernel, argtypes, name)
     return name
 
 
@@ -230,24 +232,28 @@ def operands(signature) -> list:
     return groups
 
 
-def emit_call(context, builder, name: str, values, types, helpers=None):
+def emit_call(context, builder, name: str, values, types, helpers=None, addresses=None):
     """IR calling the loaded kernel module ``name`` with ``values`` (LLVM values of the
     Numba ``types``); returns its result, a new reference. An error the kernel raises
     returns from the function being generated, as a ``raise`` there would. ``helpers``
     maps the positions of arguments that need converting to the loaded :func:`helper` that
-    converts each; the others are converted by code compiled into the caller."""
-    key = key_of(name)
+    converts each; the others are converted by code compiled into the caller. ``addresses``
+    maps module names to their functions' addresses found before (:func:`emit_lookup`)."""
     signature = signature_of(name)
     owned, args = [], []
     for i, (value, actual, (param, blas)) in enumerate(zip(values, types, operands(signature))):
         if helpers and i in helpers:
-            args += _helped(context, builder, helpers[i], value, actual, param, blas, owned)
+            helped = (context, builder, helpers[i], value, actual, param, blas, owned, addresses)
+            args += _helped(*helped)
         elif blas:
             args += _blas_argument(context, builder, value, actual, param, owned)
         else:
             args.append(_argument(context, builder, value, actual, param, owned))
     fnty = context.call_conv.get_function_type(signature.return_type, signature.args)
-    address = _function_pointer(context, builder, key, name)
+    if addresses is not None and name in addresses:
+        address = addresses[name]
+    else:
+        address = emit_lookup(context, builder, name)
     callee = builder.inttoptr(address, fnty.as_pointer())
     status, result = context.call_conv.call_function(
         builder, callee, signature.return_type, signature.args, args
@@ -269,10 +275,10 @@ def release(context, builder, typ, value) -> None:
     builder.call(fn, [context.data_model_manager[typ].get(builder, value, "meminfo")])
 
 
-def _helped(context, builder, name, value, actual, param, blas, owned) -> list:
+def _helped(context, builder, name, value, actual, param, blas, owned, addresses) -> list:
     """The arguments ``value`` makes for ``param`` (and the transpose flag of a BLAS
     operand) through the helper ``name``."""
-    result = emit_call(context, builder, name, [value], [actual])
+    result = emit_call(context, builder, name, [value], [actual], addresses=addresses)
     rtype = signature_of(name).return_type
     if not blas:
         owned.append((rtype, result))
@@ -287,7 +293,7 @@ def needs_helper(actual, param, blas):
     parameter ``param`` (a BLAS operand when ``blas``), or None if it passes as it is."""
     if not isinstance(param, numba.types.Array) or param.layout != "C" or actual.layout == "C":
         return None
-    return "blas_operand" if blas else "contiguous"
+    return blas_operand if blas else contiguous
 
 
 def signature_of(name: str):
@@ -332,7 +338,9 @@ __all__ = [
     "TABLE_SYMBOL",
     "compile_for",
     "emit_call",
+    "emit_lookup",
     "helper",
+    "helper_module",
     "needs_helper",
     "intrinsic_of",
     "is_loaded",

@@ -11,7 +11,7 @@ from time import perf_counter
 import numba
 import numpy as np
 
-from fusegraph.backends.numba import cache, compile_report, link, workers
+from fusegraph.backends.numba import cache, compile_report, glue, link, workers
 from fusegraph.backends.numba.codegen import CONSTANTS, KERNELS, LINK_NODES, Module
 from fusegraph.backends.numba.compile_report import Report
 
@@ -53,6 +53,12 @@ class Compiled:
         self._argtypes = {name: unit.argtypes for name, unit in module.linked.items()}
         namespace = {CONSTANTS: module.constants, KERNELS: self._kernels}
         self._link_units([(name, *unit) for name, unit in module.linked.items()])
+        if module.glue_plan is not None:  # the conversions its glue calls, once kernels load
+            helpers = glue.helper_modules(*module.glue_plan)
+            self.report.total += len(helpers)
+            for name, source, argtypes in helpers:
+                self.linked_sources[name], self._argtypes[name] = source, argtypes
+            self._link_units([(*h, "kernel") for h in helpers])
         start = perf_counter()
         self._module = cache.load_module(module.source, namespace)
         self.entry = self._module.entry

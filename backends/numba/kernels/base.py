@@ -42,12 +42,16 @@ def _as_c(a):
     if a.ndim == 0:  # always contiguous (np.ascontiguousarray would make it 1-d)
         return lambda a: arrays.c_view(a, ())
 
-    def impl(a):
-        if a.flags.c_contiguous:
-            return arrays.c_view(a, a.shape)
-        return a.copy()  # C; compiles in half the time of np.ascontiguousarray
+    return lambda a: contiguous(a)
 
-    return impl
+
+@numba.njit(nogil=True)
+def contiguous(a):
+    """``a`` typed C: a view when it is contiguous at run time, else a C copy (``a.copy()``
+    compiles in half the time of ``np.ascontiguousarray``)."""
+    if a.flags.c_contiguous:
+        return arrays.c_view(a, a.shape)
+    return a.copy()
 
 
 @numba.njit(nogil=True)
