@@ -226,6 +226,7 @@ class Module:
         ``x[:, 32:64]`` run one kernel). Returns the entry's body."""
         globals_, steps, kernels = [], [], set()
         inputs = [_parameterised(node) for node in order]
+        typed_c = set(self.fgraph.inputs)  # values most likely typed C (the entry's are)
         for k, (node, node_inputs) in enumerate(zip(order, inputs)):
             globals_ += self._name_values(node, node_inputs, k)
             key = (
@@ -233,12 +234,13 @@ class Module:
                 tuple(v.type for v in node_inputs),
                 tuple(v.type for v in node.outputs),
             )
+            layout = _view_layout(node, typed_c)
+            if layout == "C":
+                typed_c.update(node.outputs)
             if _blas_product(node, key):
                 name = self._linked_product(node, key)
             else:
-                # views of any layout stay views; a reshape of C input is a C view
-                any_layout = _is_view(node.op) and not isinstance(node.op, _shape.Reshape)
-                name = self._linked(node, key, "A" if any_layout else "C")
+                name = self._linked(node, key, layout)
             kernels.add(name)
             steps.append((name, node_inputs, node.outputs, _op_label(node.op, f"n{k}")))
         constants = [v for v in self.names if isinstance(v, Constant)]
@@ -335,7 +337,10 @@ class Module:
         if (key, layout) not in self._kernel_modules:
             argtypes = tuple(link.parameter_type(t, layout) for t in key[1])
             # named "kernel" wherever it runs, so that the same kernel is the same module
-            src = self._kernel(key, node.trace, "kernel", contiguous=layout == "C")
+            if layout == "C" and isinstance(key[0], _shape.DimShuffle):
+                src = kernels.shape.dimshuffle_c_view(*key, "kernel")
+            else:
+                src = self._kernel(key, node.trace, "kernel", contiguous=layout == "C")
             src = src.replace(KERNEL_DECORATOR, LINKED_DECORATOR, 1)
             header = f"# fusegraph kernel: {key[0]}\n# arguments: {argtypes}\n"
             self._kernel_modules[key, layout] = f"{header}{_imports()}\n\n{src}", argtypes
@@ -416,6 +421,25 @@ def _op_of(node, inputs):
         for entry in op.idx
     )
     return dataclasses.replace(op, idx=idx)
+
+
+def _view_layout(node, typed_c) -> str:
+    """The layout of the array parameters of ``node``'s linked kernel in a large graph: C,
+    except for views, which take any layout ("A") so as to stay views of what they are
+    given. But a view typed C is worth more (the kernels reading it need no conversion),
+    and a reshape, a DimShuffle that keeps the axes' order, and integer indexing give one
+    when their input is C (``typed_c``: the values likely typed C, which this extends)."""
+    op = node.op
+    if not _is_view(op):
+        return "C"
+    c_view = (
+        isinstance(op, _shape.Reshape)
+        or (isinstance(op, _shape.DimShuffle) and kernels.shape.keeps_order(op))
+        or (isinstance(op, indexing.Subtensor) and all(e[0] == "int" for e in op.idx))
+    )
+    if c_view and (isinstance(op, _shape.Reshape) or node.inputs[0] in typed_c):
+        return "C"
+    return "A"
 
 
 def _blas_product(node, key) -> bool:

@@ -116,6 +116,25 @@ def _dimshuffle(op, in_types, out_types, name):
     return code.text()
 
 
+def dimshuffle_c_view(op, in_types, out_types, name):
+    """The kernel of a DimShuffle that only adds and drops length-1 axes (``keeps_order``)
+    for a C-contiguous input (typed C): a view typed C, as a reshape is, so that the
+    kernels reading it need no conversion."""
+    code = _Code(name, 1)
+    for a in op.dropped:
+        _raise(code, f"i0.shape[{a}] != 1", "ValueError", "cannot drop an axis of length != 1")
+    dims = ["1" if a == "x" else f"i0.shape[{a}]" for a in op.new_order]
+    code(f"return c_view(i0, {_tup(dims)})")
+    return code.text()
+
+
+def keeps_order(op) -> bool:
+    """Whether the DimShuffle ``op`` keeps its input's axes in order (it only adds and drops
+    length-1 axes): of a C-contiguous array, its result is C-contiguous."""
+    kept = [a for a in op.new_order if a != "x"]
+    return kept == sorted(kept) and bool(op.new_order)
+
+
 def _check_broadcast_to(code, src_ndim, dims):
     """ValueError unless an array ``i0`` of ``src_ndim`` dims broadcasts to ``dims``."""
     lead = len(dims) - src_ndim
