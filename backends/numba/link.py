@@ -10,10 +10,12 @@ machine code through a pointer:
   so that its loops vectorise and the signature follows from the graph alone), and enters
   the address of its native function in the process's kernel table under a 64-bit key
   derived from the kernel module's name (a digest of its source);
-* the intrinsic it returns emits, at each call site, a lookup of that key in the table and
-  a call through Numba's own calling convention (exceptions propagate as from any njit
-  call); an argument typed with another layout is passed as a view typed C when it is
-  contiguous at run time, else as a C copy.
+* the intrinsic it returns emits, at each call site (:func:`emit_call`, which ``glue``
+  uses too), a lookup of that key in the table and a call through Numba's own calling
+  convention (exceptions propagate as from any njit call); an argument typed with another
+  layout is passed as a view typed C when it is contiguous at run time, else as a C copy,
+  converted by code compiled into the caller or by a linked *helper* (:func:`helper`),
+  itself called like a kernel.
 
 The table is the one symbol the generated code links against, registered when this module
 is imported, so machine code loaded from Numba's disk cache never refers to an address of
