@@ -128,6 +128,22 @@ def test_large_graphs_run_their_kernels_through_glue(monkeypatch):
     _same(got, want(xv, mv, gv))
     assert got[6] is not got[7] and not np.shares_memory(got[3], xv)
     _same(f(xv[::-1], np.asfortranarray(mv), gv), want(xv[::-1], mv, gv))
+    # every intermediate the glue makes is released: NRT's live allocations do not grow
+    from numba.core.runtime import _nrt_python, rtsys
+
+    def live():
+        stats = rtsys.get_allocation_stats()
+        return stats.alloc - stats.free
+
+    _nrt_python.memsys_enable_stats()
+    try:
+        f(xv, mv, gv)
+        before = live()
+        for _ in range(50):
+            f(xv, mv, gv)
+        assert live() == before
+    finally:
+        _nrt_python.memsys_disable_stats()
 
 
 def test_input_names_never_clash_with_generated_names():
