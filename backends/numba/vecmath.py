@@ -849,6 +849,26 @@ NAMES = (
 #: name -> {"float64": f64 kernel, "float32": f32 kernel}, for code generators.
 FUNCTIONS = {n: {"float64": globals()[n + "_f64"], "float32": globals()[n + "_f32"]} for n in NAMES}
 
+# Generated code calls twins of the public functions compiled without Numba's CPython and
+# cfunc wrappers, which are ~20 ms of each one's first compile in a process. A twin called
+# from Python would crash the interpreter: they are private, and code generators name them
+# through ``compiled_name``.
+_twin = numba.njit(error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+_TWINS = {
+    name: _twin(fn.py_func)
+    for name, fn in list(globals().items())
+    if isinstance(fn, numba.core.registry.CPUDispatcher)
+    and fn.targetoptions.get("inline") != "always"
+    and not name.startswith("_")
+}
+globals().update({f"_compiled_{name}": twin for name, twin in _TWINS.items()})
+
+
+def compiled_name(name: str) -> str:
+    """The name (in this module) generated code calls for the function ``name``, such as
+    ``"exp_f64"``: its wrapper-less twin when it has one."""
+    return f"_compiled_{name}" if name in _TWINS else name
+
 
 def _generic(name):
     f64, f32 = FUNCTIONS[name]["float64"], FUNCTIONS[name]["float32"]
