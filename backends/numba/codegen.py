@@ -95,12 +95,11 @@ def _is_view(op) -> bool:
 
 
 class Linked(typing.NamedTuple):
-    """A linked module (``link``): its source, and the argument types and name of the
-    function it defines."""
+    """A linked module (``link``): its source, and the argument types of the function
+    ``kernel`` it defines."""
 
     source: str
     argtypes: tuple
-    function: str
 
 
 def _identifier(name, taken) -> str:
@@ -208,7 +207,7 @@ class Module:
                 call = [f"{', '.join(outs)} = {kernel_names[key]}({', '.join(args)})"]
             lines = [f"# {_op_label(node.op, f'n{k}')}"] + call
             body += ["    " + line for text in lines for line in text.split("\n")]
-        globals_ += self._output_constants()
+        globals_ += self._new_constants(self.fgraph.outputs)
         self._n_kernels = len(kernel_names)
         self._prelude = (
             _imports()
@@ -244,7 +243,7 @@ class Module:
             kernels.add(name)
             steps.append((name, node_inputs, node.outputs, _op_label(node.op, f"n{k}")))
         constants = [v for v in self.names if isinstance(v, Constant)]
-        globals_ += self._output_constants()
+        globals_ += self._new_constants(self.fgraph.outputs)
         slots = {v: j for j, v in enumerate(self.fgraph.inputs)}
         slots.update({v: len(slots) + j for j, v in enumerate(constants)})
         plan, lines = [], []
@@ -281,16 +280,14 @@ class Module:
         self.node_names[node] = f"n{k}"
         for j, var in enumerate(node.outputs):
             self.names[var] = f"_v{k}" if len(node.outputs) == 1 else f"_v{k}_{j}"
-        return [
-            self._constant(var)
-            for var in dict.fromkeys(inputs)
-            if isinstance(var, Constant) and var not in self.names
-        ]
+        return self._new_constants(inputs)
 
-    def _output_constants(self) -> list:
+    def _new_constants(self, variables) -> list:
+        """Name the constants among ``variables`` not seen before; the global lines defining
+        them."""
         return [
             self._constant(var)
-            for var in dict.fromkeys(self.fgraph.outputs)
+            for var in dict.fromkeys(variables)
             if isinstance(var, Constant) and var not in self.names
         ]
 
@@ -298,7 +295,7 @@ class Module:
         """Add the module ``source``, whose function ``kernel`` takes ``argtypes``, to
         ``self.linked``; returns its name."""
         name = cache.module_name(source)
-        self.linked[name] = Linked(source, argtypes, "kernel")
+        self.linked[name] = Linked(source, argtypes)
         return name
 
     def _linked(self, node, key, layout="C") -> str:

@@ -54,12 +54,12 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
     internal, conversions = _internal_types(n_inputs, constants, steps)
     const_types = [internal[n_inputs + j] for j in range(len(constants))]
     helpers = [{i: link.helper(*c) for i, c in converts.items()} for converts in conversions]
-    slot = n_inputs + len(internal)
+    later = [internal[s] for s in range(n_inputs, n_inputs + len(internal))]  # after inputs
 
     def codegen(context, builder, sig, args):
         for attribute in ("noinline", "optnone"):
             builder.function.attributes.add(attribute)
-        types = list(sig.args) + [internal[s] for s in range(n_inputs, slot)]
+        types = list(sig.args) + later
         names = [step.kernel for step in steps] + [h for c in helpers for h in c.values()]
         addresses = {
             name: link.emit_lookup(context, builder, name) for name in dict.fromkeys(names)
@@ -86,7 +86,7 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
         return context.make_tuple(builder, sig.return_type, [values[s] for s in results])
 
     def typer(typingctx, *args):
-        types = list(args) + [internal[s] for s in range(n_inputs, slot)]
+        types = list(args) + later
         return numba.types.Tuple([types[s] for s in results])(*args), codegen
 
     return link.intrinsic_of(n_inputs, typer, label)

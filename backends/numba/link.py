@@ -197,32 +197,6 @@ def helper(function, argtype) -> str:
     return name
 
 
-def _argument(context, builder, value, actual, param, owned):
-    """``value`` (of Numba type ``actual``) as the parameter type ``param``: as it is for
-    a parameter of any layout or an array typed C, else through ``kernels.as_c`` (compiled
-    once per type and process), whose result is appended to ``owned`` (the caller releases
-    it after the call)."""
-    if isinstance(param, numba.types.Array) and param.layout == "C" and actual.layout != "C":
-        view = actual.copy(layout="C", readonly=False)
-        value = context.compile_internal(builder, contiguous.py_func, view(actual), [value])
-        owned.append((view, value))
-        actual = view
-    return context.cast(builder, value, actual, param)
-
-
-def _blas_argument(context, builder, value, actual, param, owned):
-    """``value`` as the parameter pair (C array, transposed) of a linked BLAS product, so
-    that a transposed operand costs no copy."""
-    if actual.layout == "C":
-        return context.cast(builder, value, actual, param), cgutils.false_bit
-    view = actual.copy(layout="C", readonly=False)
-    pair = numba.types.Tuple([view, numba.types.boolean])
-    result = context.compile_internal(builder, blas_operand.py_func, pair(actual), [value])
-    matrix, transposed = builder.extract_value(result, 0), builder.extract_value(result, 1)
-    owned.append((view, matrix))
-    return context.cast(builder, matrix, view, param), transposed
-
-
 def operands(signature) -> list:
     """Per argument of a call, its parameter type and whether it is a BLAS operand: an
     array parameter followed by a boolean one (``codegen``'s linked products)."""
@@ -237,20 +211,28 @@ def operands(signature) -> list:
 def emit_call(context, builder, name: str, values, types, helpers=None, addresses=None):
     """IR calling the loaded kernel module ``name`` with ``values`` (LLVM values of the
     Numba ``types``); returns its result, a new reference. An error the kernel raises
-    returns from the function being generated, as a ``raise`` there would. ``helpers``
-    maps the positions of arguments that need converting to the loaded :func:`helper` that
-    converts each; the others are converted by code compiled into the caller. ``addresses``
-    maps module names to their functions' addresses found before (:func:`emit_lookup`)."""
+    returns from the function being generated, as a ``raise`` there would. An argument a
+    parameter takes as it is (:func:`needs_helper`) is cast; the others are converted by the
+    loaded :func:`helper` that ``helpers`` maps their positions to, else by code compiled
+    into the caller (once per type and process). ``addresses`` maps module names to their
+    functions' addresses found before (:func:`emit_lookup`)."""
     signature = signature_of(name)
     owned, args = [], []
     for i, (value, actual, (param, blas)) in enumerate(zip(values, types, operands(signature))):
+        function = needs_helper(actual, param, blas)
+        if function is None:
+            args.append(context.cast(builder, value, actual, param))
+            if blas:
+                args.append(cgutils.false_bit)  # not transposed
+            continue
         if helpers and i in helpers:
-            helped = (context, builder, helpers[i], value, actual, param, blas, owned, addresses)
-            args += _helped(*helped)
-        elif blas:
-            args += _blas_argument(context, builder, value, actual, param, owned)
+            result = emit_call(context, builder, helpers[i], [value], [actual], addresses=addresses)
+            rtype = signature_of(helpers[i]).return_type
         else:
-            args.append(_argument(context, builder, value, actual, param, owned))
+            view = actual.copy(layout="C", readonly=False)
+            rtype = numba.types.Tuple([view, numba.types.boolean]) if blas else view
+            result = context.compile_internal(builder, function.py_func, rtype(actual), [value])
+        args += _converted(context, builder, result, rtype, param, blas, owned)
     fnty = context.call_conv.get_function_type(signature.return_type, signature.args)
     if addresses is not None and name in addresses:
         address = addresses[name]
@@ -277,11 +259,10 @@ def release(context, builder, typ, value) -> None:
     builder.call(fn, [context.data_model_manager[typ].get(builder, value, "meminfo")])
 
 
-def _helped(context, builder, name, value, actual, param, blas, owned, addresses) -> list:
-    """The arguments ``value`` makes for ``param`` (and the transpose flag of a BLAS
-    operand) through the helper ``name``."""
-    result = emit_call(context, builder, name, [value], [actual], addresses=addresses)
-    rtype = signature_of(name).return_type
+def _converted(context, builder, result, rtype, param, blas, owned) -> list:
+    """The arguments for ``param`` (and the transpose flag of a BLAS operand) from the
+    result of a conversion (``contiguous`` or :func:`blas_operand`), of Numba type
+    ``rtype``; the converted array goes to ``owned`` (released after the call)."""
     if not blas:
         owned.append((rtype, result))
         return [context.cast(builder, result, rtype, param)]
@@ -291,8 +272,9 @@ def _helped(context, builder, name, value, actual, param, blas, owned, addresses
 
 
 def needs_helper(actual, param, blas):
-    """The :func:`helper` function converting an argument of type ``actual`` for the
-    parameter ``param`` (a BLAS operand when ``blas``), or None if it passes as it is."""
+    """The function converting an argument of type ``actual`` for the parameter ``param``
+    (a BLAS operand when ``blas``): ``contiguous`` or :func:`blas_operand`, whose
+    :func:`helper` a caller may load; None if the argument passes as it is."""
     if not isinstance(param, numba.types.Array) or param.layout != "C" or actual.layout == "C":
         return None
     return blas_operand if blas else contiguous
@@ -329,7 +311,7 @@ def _intrinsic(signature, name: str):
 
 def parameter_type(var_type, layout: str = "C") -> numba.types.Array:
     """The Numba type of a linked function's parameter for a graph variable of type
-    ``var_type``: C-contiguous by default (``_argument`` converts what a call site passes),
+    ``var_type``: C-contiguous by default (``emit_call`` converts what a call site passes),
     so that loops vectorise and the signature follows from the graph alone; ``"A"`` for
     view ops, whose results must stay views of any argument."""
     return numba.types.Array(numba.from_dtype(np.dtype(var_type.dtype)), var_type.ndim, layout)

@@ -50,15 +50,13 @@ class Compiled:
         self.report = Report(label, len(module.linked) + 1)
         self.report.codegen = perf_counter() - start
         self._kernels = {}
-        self._argtypes = {name: unit.argtypes for name, unit in module.linked.items()}
         namespace = {CONSTANTS: module.constants, KERNELS: self._kernels}
         self._link_units([(name, *unit) for name, unit in module.linked.items()])
         if module.glue_plan is not None:  # the conversions its glue calls, once kernels load
             helpers = glue.helper_modules(*module.glue_plan)
             self.report.total += len(helpers)
-            for name, source, argtypes in helpers:
-                self.linked_sources[name], self._argtypes[name] = source, argtypes
-            self._link_units([(*h, "kernel") for h in helpers])
+            self.linked_sources.update((name, source) for name, source, _ in helpers)
+            self._link_units(helpers)
         start = perf_counter()
         self._module = cache.load_module(module.source, namespace)
         self.entry = self._module.entry
@@ -80,32 +78,30 @@ class Compiled:
         self.report.record("entry", "entry", origin, perf_counter() - start, numba_seconds)
 
     def _link_units(self, units) -> None:
-        """Link ``units`` ((name, source, argument types, function)): with a worker process
-        (``workers``) when enough are new to this process, the worker compiling from the
-        back of the list while this process compiles from the front, then loads the
-        worker's from the disk cache."""
-        dispatchers, cold = {}, []
-        for name, source, argtypes, function in units:
+        """Link ``units`` ((name, source, argument types) of modules defining ``kernel``):
+        with a worker process (``workers``) when enough are new to this process, the worker
+        compiling from the back of the list while this process compiles from the front,
+        then loads the worker's from the disk cache."""
+        found, cold = {}, []
+        for name, source, argtypes in units:
             module = cache.load_module(source)  # its file, before a worker reads it
-            dispatchers[name] = getattr(module, function)
+            found[name] = (source, argtypes, module.kernel)
             if not link.is_loaded(name) and module.__dict__[cache.CACHEABLE]:
-                cold.append((name, dict(source=source, function=function, argtypes=argtypes)))
-        sources = {name: source for name, source, _, _ in units}
+                cold.append((name, dict(source=source, argtypes=argtypes)))
         shared = workers.Shared(cold) if workers.enabled() else None
         if shared is not None and shared.theirs is not None:
             while (name := shared.next()) is not None:
-                self._link(name, sources[name], dispatchers[name], perf_counter())
+                self._link(name, *found[name], perf_counter())
             for name in shared.theirs:
                 start = perf_counter()
                 by_worker = shared.wait(name)
-                self._link(name, sources[name], dispatchers[name], start, by_worker)
-        for name, _, _, _ in units:
+                self._link(name, *found[name], start, by_worker)
+        for name, unit in found.items():
             if name not in self._kernels:
-                self._link(name, sources[name], dispatchers[name], perf_counter())
+                self._link(name, *unit, perf_counter())
 
-    def _link(self, name, source, dispatcher, start, by_worker=False) -> None:
+    def _link(self, name, source, argtypes, dispatcher, start, by_worker=False) -> None:
         """Compile (or load) one linked unit and record it in the report."""
-        argtypes = self._argtypes[name]
         self._kernels[name], origin = link.kernel(dispatcher, argtypes, name)
         if by_worker and origin == "disk":
             origin = "worker"

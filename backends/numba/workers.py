@@ -121,8 +121,8 @@ class Shared:
     this process the next name from the front, ``None`` when the rest are the worker's or
     done; the worker takes them from the back (``theirs``). :meth:`wait` blocks until the
     worker has finished with one (then it is in the disk cache, unless the worker failed:
-    compile it here). A request has the unit's module ``source``, ``function`` and
-    ``argtypes``."""
+    compile it here). A request has the unit's module ``source``, which defines
+    ``kernel``, and its ``argtypes``."""
 
     def __init__(self, units: list):
         self.units = collections.deque(units)  # (name, request)
@@ -195,7 +195,7 @@ def main() -> None:
             module = cache.load_module(request["source"])
             if not module.__dict__[cache.CACHEABLE]:
                 raise RuntimeError("no disk cache")
-            getattr(module, request["function"]).compile(_decode(request["argtypes"]))
+            module.kernel.compile(_decode(request["argtypes"]))
             answer = True
         except Exception:  # noqa: BLE001 - the requesting process compiles it instead
             answer = False
