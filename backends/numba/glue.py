@@ -16,9 +16,12 @@ then the constants, then the nodes' outputs in the order the steps make them.
 
 from __future__ import annotations
 
+import hashlib
 import typing
 
 import numba
+from llvmlite import ir
+from numba.core import callconv, cgutils
 
 from fusegraph.backends.numba import link
 
@@ -61,35 +64,159 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
             builder.function.attributes.add(attribute)
         types = list(sig.args) + later
         names = [step.kernel for step in steps] + [h for c in helpers for h in c.values()]
-        addresses = {
-            name: link.emit_lookup(context, builder, name) for name in dict.fromkeys(names)
-        }
-        values = list(args) + [
-            context.get_constant_generic(builder, t, c) for t, c in zip(const_types, constants)
+        widest = max(len(link.signature_of(step.kernel).args) for step in steps)
+        frame = _Frame(context, builder, dict.fromkeys(names), widest)
+        slots = [frame.store(t, v) for t, v in zip(sig.args, args)]
+        slots += [
+            frame.store(t, context.get_constant_generic(builder, t, c))
+            for t, c in zip(const_types, constants)
         ]
         for step, converts, released in zip(steps, helpers, releases):
-            result = link.emit_call(
-                context,
-                builder,
-                step.kernel,
-                [values[s] for s in step.args],
-                [types[s] for s in step.args],
-                converts,
-                addresses,
-            )
+            owned, argv = [], []
+            for i, (s, (param, blas)) in enumerate(
+                zip(step.args, link.operands(link.signature_of(step.kernel)))
+            ):
+                function = link.needs_helper(types[s], param, blas)
+                if function is None:
+                    argv += [slots[s], frame.false] if blas else [slots[s]]
+                    continue
+                if i in converts:  # a linked helper
+                    converted = frame.call(converts[i], [slots[s]])
+                    rtype = link.signature_of(converts[i]).return_type
+                else:  # an input of another layout: its conversion is compiled in
+                    rtype = link.converted_type(types[s], blas)
+                    value = context.compile_internal(
+                        builder, function.py_func, rtype(types[s]), [builder.load(slots[s])]
+                    )
+                    converted = frame.store(rtype, value)
+                if blas:
+                    owned.append((rtype[0], frame.item(converted, 0)))
+                    argv += [owned[-1][1], frame.item(converted, 1)]
+                else:
+                    owned.append((rtype, converted))
+                    argv.append(converted)
+            result = frame.call(step.kernel, argv)
+            for typ, slot in owned:
+                frame.release(typ, slot)
             if len(step.outs) > 1:
-                values += [builder.extract_value(result, j) for j in range(len(step.outs))]
+                slots += [frame.item(result, j) for j in range(len(step.outs))]
             else:
-                values.append(result)
+                slots.append(result)
             for s in released:
-                link.release(context, builder, types[s], values[s])
-        return context.make_tuple(builder, sig.return_type, [values[s] for s in results])
+                frame.release(types[s], slots[s])
+        values = [builder.load(slots[s]) for s in results]
+        return context.make_tuple(builder, sig.return_type, values)
 
     def typer(typingctx, *args):
         types = list(args) + later
         return numba.types.Tuple([types[s] for s in results])(*args), codegen
 
     return link.intrinsic_of(n_inputs, typer, label)
+
+
+class _Frame:
+    """The glue's values in memory, one stack slot each, and its calls: a kernel gets the
+    slots of its arguments and of its result, through the :func:`_adapter` of its signature
+    (which spells out Numba's calling convention once per signature, not once per call)."""
+
+    def __init__(self, context, builder, names, widest: int):
+        self.context, self.builder = context, builder
+        self.addresses = {name: link.emit_lookup(context, builder, name) for name in names}
+        self.argv = cgutils.alloca_once(builder, ir.ArrayType(cgutils.voidptr_t, widest))
+        self.excinfo = cgutils.alloca_once(builder, callconv.excinfo_ptr_t)
+        self.code = cgutils.alloca_once(builder, callconv.errcode_t)
+        self.false = self.store(numba.types.boolean, cgutils.false_bit)
+        self._failed = None
+
+    def store(self, typ, value):
+        """A new slot holding ``value`` (of Numba type ``typ``)."""
+        slot = cgutils.alloca_once(self.builder, self.context.get_value_type(typ))
+        self.builder.store(value, slot)
+        return slot
+
+    def item(self, slot, j: int):
+        """The slot of item ``j`` of the tuple in ``slot``."""
+        return cgutils.gep_inbounds(self.builder, slot, 0, j)
+
+    def call(self, name: str, args: list):
+        """Call the loaded module ``name`` on the values in the slots ``args``; returns the
+        slot of its result. An error it raises returns from the entry, as a ``raise`` would."""
+        builder = self.builder
+        signature = link.signature_of(name)
+        for i, slot in enumerate(args):
+            builder.store(
+                builder.bitcast(slot, cgutils.voidptr_t),
+                cgutils.gep_inbounds(builder, self.argv, 0, i),
+            )
+        result = cgutils.alloca_once(builder, self.context.get_value_type(signature.return_type))
+        code = builder.call(
+            _adapter(self.context, builder.module, signature),
+            [
+                self.addresses[name],
+                *(_untyped(builder, p) for p in (result, self.excinfo, self.argv)),
+            ],
+        )
+        builder.store(code, self.code)
+        ok = builder.or_(
+            builder.icmp_signed("==", code, callconv.RETCODE_OK),
+            builder.icmp_signed("==", code, callconv.RETCODE_NONE),
+        )
+        following = builder.append_basic_block("glue.next")
+        builder.cbranch(ok, following, self._failure())
+        builder.position_at_end(following)
+        return result
+
+    def _failure(self):
+        """The block every failed call branches to: it passes the error on."""
+        if self._failed is None:
+            self._failed = self.builder.function.append_basic_block("glue.failed")
+            builder = ir.IRBuilder(self._failed)
+            code = builder.load(self.code)
+            status = callconv.Status(code, *[None] * 6, builder.load(self.excinfo))
+            self.context.call_conv.return_status_propagate(builder, status)
+            builder.ret(code)
+        return self._failed
+
+    def release(self, typ, slot) -> None:
+        """Release the value in ``slot`` (of Numba type ``typ``)."""
+        link.release(self.context, self.builder, typ, self.builder.load(slot))
+
+
+def _untyped(builder, pointer):
+    return builder.bitcast(pointer, cgutils.voidptr_t)
+
+
+def _adapter(context, module, signature):
+    """``i32 adapter(i64 address, ptr result, ptr excinfo, ptr argv)``, defined once per
+    module: calls the function at ``address``, of Numba signature ``signature``, on the
+    values the pointers in ``argv`` point to, and stores its result and exception."""
+    name = "fusegraph_adapter_" + hashlib.sha256(str(signature).encode()).hexdigest()[:16]
+    try:
+        return module.get_global(name)
+    except KeyError:
+        pass
+    pointer = cgutils.voidptr_t
+    fnty = ir.FunctionType(callconv.errcode_t, [ir.IntType(64), pointer, pointer, pointer])
+    fn = ir.Function(module, fnty, name)
+    fn.linkage = "internal"
+    for attribute in ("noinline", "optnone"):
+        fn.attributes.add(attribute)
+    address, result, excinfo, argv = fn.args
+    builder = ir.IRBuilder(fn.append_basic_block("call"))
+    argv = builder.bitcast(argv, pointer.as_pointer())
+    args = []
+    for i, typ in enumerate(signature.args):
+        slot = builder.load(builder.gep(argv, [ir.IntType(32)(i)]))
+        args.append(builder.load(builder.bitcast(slot, context.get_value_type(typ).as_pointer())))
+    kernel_type = context.call_conv.get_function_type(signature.return_type, signature.args)
+    callee = builder.inttoptr(address, kernel_type.as_pointer())
+    status, out = context.call_conv.call_function(
+        builder, callee, signature.return_type, signature.args, args
+    )
+    builder.store(out, builder.bitcast(result, out.type.as_pointer()))
+    builder.store(status.excinfoptr, builder.bitcast(excinfo, status.excinfoptr.type.as_pointer()))
+    builder.ret(status.code)
+    return fn
 
 
 def _internal_types(n_inputs, constants, steps) -> tuple:

@@ -159,16 +159,15 @@ def emit_lookup(context, builder, name: str):
     return address
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, inline="always")
 def blas_operand(a):
     """``(m, transposed)``: a C-typed array with ``a == (m.T if transposed else m)``, a view
     when ``a`` is C- or F-contiguous at run time, else a C copy."""
-    if a.flags.c_contiguous:
+    if arrays.is_contiguous(a, "C"):
         return arrays.c_view(a, a.shape), False
-    if a.ndim == 2 and a.flags.f_contiguous:
-        t = a.T
-        return arrays.c_view(t, t.shape), True
-    return a.copy(), False  # a C copy
+    if a.ndim == 2 and arrays.is_contiguous(a, "F"):
+        return arrays.reversed_c(a), True
+    return arrays.copy_c(a), False
 
 
 def helper_module(function, argtype) -> tuple:
@@ -229,8 +228,7 @@ def emit_call(context, builder, name: str, values, types, helpers=None, addresse
             result = emit_call(context, builder, helpers[i], [value], [actual], addresses=addresses)
             rtype = signature_of(helpers[i]).return_type
         else:
-            view = actual.copy(layout="C", readonly=False)
-            rtype = numba.types.Tuple([view, numba.types.boolean]) if blas else view
+            rtype = converted_type(actual, blas)
             result = context.compile_internal(builder, function.py_func, rtype(actual), [value])
         args += _converted(context, builder, result, rtype, param, blas, owned)
     fnty = context.call_conv.get_function_type(signature.return_type, signature.args)
@@ -280,6 +278,13 @@ def needs_helper(actual, param, blas):
     return blas_operand if blas else contiguous
 
 
+def converted_type(actual, blas):
+    """The Numba type of what ``contiguous`` (or, for a BLAS operand, :func:`blas_operand`)
+    returns for an argument of type ``actual``."""
+    view = actual.copy(layout="C", readonly=False)
+    return numba.types.Tuple([view, numba.types.boolean]) if blas else view
+
+
 def signature_of(name: str):
     """The Numba signature the loaded kernel module ``name`` was compiled for."""
     found = _loaded.get(key_of(name))
@@ -321,6 +326,7 @@ __all__ = [
     "CAPACITY",
     "TABLE_SYMBOL",
     "compile_for",
+    "converted_type",
     "emit_call",
     "emit_lookup",
     "helper",

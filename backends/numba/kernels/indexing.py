@@ -12,6 +12,7 @@ from fusegraph.backends.numba.kernels.base import (
     _new,
     _raise,
     _register,
+    _tup,
 )
 from fusegraph.backends.numba.scalar_code import cast_expr
 from fusegraph.ops import indexing
@@ -71,10 +72,13 @@ def _bounded_int(code, var, value, axis):
     code(f"{var} = {var} + d if {var} < 0 else {var}")
 
 
-def _index_loops(code, idx, in_types, first_input):
+def _index_loops(code, idx, in_types, first_input, flat=False):
     """Emit the set-up of ``x[idx]`` (``x`` is ``i0``) by NumPy's rules, with explicit
-    loops. Returns (output dim exprs, body) where ``body(emit)`` opens the loops over the
-    output and calls ``emit(output index, x index)`` inside them."""
+    loops. Returns (output dim exprs, loop dim exprs, body) where ``body(emit)`` opens the
+    loops and calls ``emit(loop indices, x index)`` inside them. The loops run over the
+    output's dims, except that with ``flat`` one loop runs over the advanced indices'
+    broadcast dims together (which are adjacent in the output: index a C view of it whose
+    shape is the loop dims)."""
     x_ndim = len(in_types[0].shape)
     entries = _expand(_index_fields(code, idx, first_input), x_ndim, in_types)
     advanced = any(kind in ("array", "mask") for kind, _, _ in entries)
@@ -112,7 +116,7 @@ def _index_loops(code, idx, in_types, first_input):
         elif kind == "array":
             adv.append(([f"{arr}.shape[{k}]" for k in range(rank)], arr, axis))
             pieces.append(("adv",))
-            xindex.append(("adv", f"a{axis}"))
+            xindex.append(("adv", f"P{axis}"))
             axis += 1
         elif rank == 0:  # a 0-d mask: a new axis of length 1 (True) or 0 (False)
             code(f"c{n} = 1 if {arr}[()] else 0")
@@ -125,46 +129,51 @@ def _index_loops(code, idx, in_types, first_input):
             code(f"nz{n} = np.nonzero({arr})")
             for k in range(rank):
                 adv.append(([f"nz{n}[{k}].shape[0]"], f"nz{n}[{k}]", axis + k))
-                xindex.append(("adv", f"a{axis + k}"))
+                xindex.append(("adv", f"P{axis + k}"))
             pieces.append(("adv",))
             axis += rank
-    bdims, broadcast = _adv_setup(code, adv) if advanced else ([], {})
+    bdims = _adv_setup(code, adv) if advanced else []
     adv_at = [k for k, p in enumerate(pieces) if p[0] == "adv"]
     split = adv_at[0] if adv_at else len(pieces)
     before = [d for p in pieces[:split] if p[0] == "dims" for d in p[1]]
     after = [d for p in pieces[split:] if p[0] == "dims" for d in p[1]]
-    bpart = [(b, "b") for b in bdims]
-    if adv_at and adv_at[-1] - adv_at[0] + 1 != len(adv_at):
-        out = bpart + before + after  # advanced indices not adjacent: their dims go first
-    else:
-        out = before + bpart + after
+    full = [(b, "b") for b in bdims]
+    bpart = [("bsize", "b")] if flat and len(bdims) > 1 else full
+
+    def order(part):
+        if adv_at and adv_at[-1] - adv_at[0] + 1 != len(adv_at):
+            return part + before + after  # advanced indices not adjacent: their dims go first
+        return before + part + after
+
+    dims, loops = [d for d, _ in order(full)], order(bpart)
 
     def body(emit):
-        names = _loops(code, [d for d, _ in out], "q")
-        bnames = [q for q, (_, tag) in zip(names, out) if tag == "b"]
-        of_slice = {tag: q for q, (_, tag) in zip(names, out) if isinstance(tag, int)}
+        names = _loops(code, [d for d, _ in loops], "q")
+        bnames = [q for q, (_, tag) in zip(names, loops) if tag == "b"]
+        flat_index = bnames[0] if bnames else "0"
+        for q, b in zip(bnames[1:], bdims[1:]):
+            flat_index = f"({flat_index}) * {b} + {q}"
+        of_slice = {tag: q for q, (_, tag) in zip(names, loops) if isinstance(tag, int)}
         xi = []
-        for axis, (kind, what) in enumerate(xindex):
+        for kind, what in xindex:
             if kind == "expr":
                 xi.append(what)
             elif kind == "slice":
                 xi.append(f"f{what} + s{what} * {of_slice[what]}")
             else:
-                code(f"p{axis} = np.int64({what}[{broadcast[what](bnames)}])")
-                code(f"p{axis} = p{axis} + i0.shape[{axis}] if p{axis} < 0 else p{axis}")
-                xi.append(f"p{axis}")
+                xi.append(f"{what}[{flat_index}]")
         emit(names, _at(xi))
         _close(code, len(names))
 
-    return [d for d, _ in out], body
+    return dims, [d for d, _ in loops], body
 
 
 def _adv_setup(code, adv):
-    """Broadcast the advanced indices together (IndexError if they cannot) and check the
-    bounds of the index arrays (when the broadcast is not empty, as NumPy). Returns the
-    broadcast dims, and per index array (``a<axis>``) the function that gives the index
-    expression reading it at a position of the broadcast loops (an axis of length 1 is read
-    at 0, as through ``np.broadcast_to``, whose typing costs more than the kernel)."""
+    """Broadcast the advanced indices together (IndexError if they cannot), and give each
+    index array ``a<axis>`` a flat C array ``P<axis>`` of its indices at every position of
+    the broadcast (an axis of length 1 read at 0, as through ``np.broadcast_to``), checked
+    against the bounds and made non-negative, in one loop over the broadcast. Returns the
+    broadcast dims (their product is ``bsize``)."""
     rank = max((len(shape) for shape, _, _ in adv), default=0)
     bdims = [f"b{k}" for k in range(rank)]
     for b in bdims:
@@ -177,30 +186,22 @@ def _adv_setup(code, adv):
                 _raise(code, cond, "IndexError", "shape mismatch: indexing arrays")
                 code(f"{b} = {s}")
     code("bsize = " + (" * ".join(bdims) or "1"))
-    broadcast = {}
-    for shape, arr, axis in adv:
-        if arr is None:
-            continue
-        code(f"a{axis} = {arr}")
-        with code.block("if bsize > 0:"):
-            names = _loops(code, shape, f"r{axis}_")
-            code(f"v = a{axis}[{_at(names)}]", f"d = i0.shape[{axis}]")
-            _raise(code, "v < -d or v >= d", "IndexError", "index out of bounds")
-            _close(code, len(names))
+    arrays = [(shape, arr, axis) for shape, arr, axis in adv if arr is not None]
+    for shape, _, axis in arrays:
+        code(f"P{axis} = empty_c(bsize, np.int64)")
         for k, s in enumerate(shape):
             code(f"u{axis}_{k} = 0 if {s} == 1 else 1")
-        broadcast[f"a{axis}"] = _reader(axis, rank, len(shape))
-    return bdims, broadcast
-
-
-def _reader(axis, rank, ndim):
-    """The index of ``a<axis>`` (``ndim`` dims, aligned right with the ``rank`` broadcast
-    dims) at the broadcast loop indices ``names``."""
-
-    def at(names):
-        return _at(f"{q} * u{axis}_{k}" for k, q in enumerate(names[rank - ndim :]))
-
-    return at
+    if arrays:
+        code("k = 0")
+        names = _loops(code, bdims, "r")
+        for shape, arr, axis in arrays:
+            at = _at(f"{r} * u{axis}_{k}" for k, r in enumerate(names[rank - len(shape) :]))
+            code(f"v = {arr}[{at}]", f"d = i0.shape[{axis}]")
+            _raise(code, "v < -d or v >= d", "IndexError", "index out of bounds")
+            code("w = np.int64(v)", f"P{axis}[k] = w + d if w < 0 else w")
+        code("k += 1")
+        _close(code, len(names))
+    return bdims
 
 
 @_register(indexing.Subtensor)
@@ -239,9 +240,10 @@ def _subtensor(op, in_types, out_types, name):
 @_register(indexing.AdvancedSubtensor)
 def _advanced_subtensor(op, in_types, out_types, name):
     code = _Code(name, len(in_types))
-    dims, body = _index_loops(code, op.idx, in_types, 1)
+    dims, loops, body = _index_loops(code, op.idx, in_types, 1, flat=True)
     _new(code, "out", dims, out_types[0].dtype)
-    body(lambda o, x: code(f"out[{_at(o)}] = i0[{x}]"))
+    code(f"flat = c_view(out, {_tup(loops)})" if loops != dims else "flat = out")
+    body(lambda o, x: code(f"flat[{_at(o)}] = i0[{x}]"))
     code("return out")
     return code.text()
 
@@ -251,7 +253,7 @@ def _inc_subtensor(op, in_types, out_types, name):
     code = _Code(name, len(in_types))
     dt = out_types[0].dtype
     ty = in_types[1]
-    dims, body = _index_loops(code, op.idx, in_types, 2)
+    dims, _, body = _index_loops(code, op.idx, in_types, 2)
     nd, ndy = len(dims), len(ty.shape)
     if ndy > nd:
         code('raise ValueError("y cannot be broadcast to x[idx]")')
@@ -259,7 +261,7 @@ def _inc_subtensor(op, in_types, out_types, name):
         d = dims[nd - ndy + k]
         cond = f"i1.shape[{k}] != 1 and i1.shape[{k}] != {d}"
         _raise(code, cond, "ValueError", "y cannot be broadcast to x[idx]")
-    code("out = i0.copy()")
+    code("out = copy_c(i0)")
     if ndy == 0:
         code(f"yv = {cast_expr('i1[()]', ty.dtype, dt)}")
 

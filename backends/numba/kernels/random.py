@@ -24,7 +24,7 @@ def _random_variable(op, in_types, out_types, name):
     code = _Code(name, len(in_types))
     out = out_types[1]
     _raise(code, f"i0.shape[0] != {random.STATE_WORDS}", "ValueError", "bad generator state")
-    code("st = i0.copy()")
+    code("st = copy_c(i0)")
     dims = [f"i1[{k}]" for k in range(out.ndim)]
     for d in dims:
         _raise(code, f"{d} < 0", "ValueError", "negative dimensions are not allowed")
