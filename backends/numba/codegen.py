@@ -95,11 +95,11 @@ def _is_view(op) -> bool:
 
 
 class Linked(typing.NamedTuple):
-    """A linked module (``link``): its source, and the argument types of the function
-    ``kernel`` it defines."""
+    """A linked module (``link``): its source, and the Numba signature (return type
+    included) of the function ``kernel`` it defines."""
 
     source: str
-    argtypes: tuple
+    signature: object
 
 
 def _identifier(name, taken) -> str:
@@ -291,11 +291,11 @@ class Module:
             if isinstance(var, Constant) and var not in self.names
         ]
 
-    def _link(self, source, argtypes) -> str:
-        """Add the module ``source``, whose function ``kernel`` takes ``argtypes``, to
+    def _link(self, source, signature) -> str:
+        """Add the module ``source``, whose function ``kernel`` has ``signature``, to
         ``self.linked``; returns its name."""
         name = cache.module_name(source)
-        self.linked[name] = Linked(source, argtypes)
+        self.linked[name] = Linked(source, signature)
         return name
 
     def _linked(self, node, key, layout="C") -> str:
@@ -310,6 +310,7 @@ class Module:
         copied and the module depends on the graph alone. Written into every node that runs
         it, a product costs more to compile than the call. Returns the module's name."""
         argtypes = tuple(x for t in key[1] for x in (link.parameter_type(t), numba.types.boolean))
+        signature = link.result_type(key[2])(*argtypes)
         src = self._kernel(key, node.trace, "product")
         lines = [LINKED_DECORATOR, "def kernel(i0, t0, i1, t1):"]
         flips = [i for i, t in enumerate(key[1]) if t.ndim == 2]  # 1-d operands are C
@@ -320,27 +321,28 @@ class Module:
             operands = [f"i{i}.T" if (i, True) in zip(flips, mask) else f"i{i}" for i in (0, 1)]
             lines += [f"    if {test}:", f"        return product({', '.join(operands)})"]
         lines.append("    return product(i0, i1)")
-        header = f"# fusegraph kernel: {key[0]} (BLAS)\n# arguments: {argtypes}\n"
+        header = f"# fusegraph kernel: {key[0]} (BLAS)\n# signature: {signature}\n"
         source = f"{header}{_imports()}\n\n{src}\n\n" + "\n".join(lines) + "\n"
-        return self._link(source, argtypes)
+        return self._link(source, signature)
 
     def _loaded(self, node, key) -> bool:
         """Whether this process has loaded the linked kernel of ``key`` already."""
         return link.is_loaded(cache.module_name(self._kernel_module(node, key)[0]))
 
     def _kernel_module(self, node, key, layout="C") -> tuple:
-        """The source of the linked module of ``key``'s kernel, and its argument types
-        (rendered once: ``_loaded`` asks for it before ``_linked`` does)."""
+        """The source of the linked module of ``key``'s kernel, and its signature (rendered
+        once: ``_loaded`` asks for it before ``_linked`` does)."""
         if (key, layout) not in self._kernel_modules:
             argtypes = tuple(link.parameter_type(t, layout) for t in key[1])
+            signature = link.result_type(key[2], layout)(*argtypes)
             # named "kernel" wherever it runs, so that the same kernel is the same module
             if layout == "C" and isinstance(key[0], _shape.DimShuffle):
                 src = kernels.shape.dimshuffle_c_view(*key, "kernel")
             else:
                 src = self._kernel(key, node.trace, "kernel", contiguous=layout == "C")
             src = src.replace(KERNEL_DECORATOR, LINKED_DECORATOR, 1)
-            header = f"# fusegraph kernel: {key[0]}\n# arguments: {argtypes}\n"
-            self._kernel_modules[key, layout] = f"{header}{_imports()}\n\n{src}", argtypes
+            header = f"# fusegraph kernel: {key[0]}\n# signature: {signature}\n"
+            self._kernel_modules[key, layout] = f"{header}{_imports()}\n\n{src}", signature
         return self._kernel_modules[key, layout]
 
     def _constant(self, var: Constant) -> str:

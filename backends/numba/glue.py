@@ -56,7 +56,9 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
             releases[k].append(s)
     internal, conversions = _internal_types(n_inputs, constants, steps)
     const_types = [internal[n_inputs + j] for j in range(len(constants))]
-    helpers = [{i: link.helper(*c) for i, c in converts.items()} for converts in conversions]
+    helpers = [
+        {i: link.helper_module(*c)[0] for i, c in converts.items()} for converts in conversions
+    ]
     later = [internal[s] for s in range(n_inputs, n_inputs + len(internal))]  # after inputs
 
     def codegen(context, builder, sig, args):
@@ -64,7 +66,7 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
             builder.function.attributes.add(attribute)
         types = list(sig.args) + later
         names = [step.kernel for step in steps] + [h for c in helpers for h in c.values()]
-        widest = max(len(link.signature_of(step.kernel).args) for step in steps)
+        widest = max(len(link.signature_of(name).args) for name in names)
         frame = _Frame(context, builder, dict.fromkeys(names), widest)
         slots = [frame.store(t, v) for t, v in zip(sig.args, args)]
         slots += [
@@ -104,6 +106,7 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
                 slots.append(result)
             for s in released:
                 frame.release(types[s], slots[s])
+        frame.finish()
         values = [builder.load(slots[s]) for s in results]
         return context.make_tuple(builder, sig.return_type, values)
 
@@ -121,12 +124,12 @@ class _Frame:
 
     def __init__(self, context, builder, names, widest: int):
         self.context, self.builder = context, builder
-        self.addresses = {name: link.emit_lookup(context, builder, name) for name in names}
         self.argv = cgutils.alloca_once(builder, ir.ArrayType(cgutils.voidptr_t, widest))
         self.excinfo = cgutils.alloca_once(builder, callconv.excinfo_ptr_t)
         self.code = cgutils.alloca_once(builder, callconv.errcode_t)
         self.false = self.store(numba.types.boolean, cgutils.false_bit)
         self._failed = None
+        self.addresses = {name: self._lookup(name) for name in names}
 
     def store(self, typ, value):
         """A new slot holding ``value`` (of Numba type ``typ``)."""
@@ -138,56 +141,71 @@ class _Frame:
         """The slot of item ``j`` of the tuple in ``slot``."""
         return cgutils.gep_inbounds(self.builder, slot, 0, j)
 
+    def _lookup(self, name: str):
+        """The address of the loaded module ``name``'s function (``link.lookup``); a module
+        missing from the table raises RuntimeError."""
+        address = link.lookup(self.builder, name)
+        self._check(self.builder.icmp_unsigned("!=", address, address.type(0)), None)
+        return address
+
     def call(self, name: str, args: list):
         """Call the loaded module ``name`` on the values in the slots ``args``; returns the
         slot of its result. An error it raises returns from the entry, as a ``raise`` would."""
         builder = self.builder
         signature = link.signature_of(name)
-        for i, slot in enumerate(args):
-            builder.store(
-                builder.bitcast(slot, cgutils.voidptr_t),
-                cgutils.gep_inbounds(builder, self.argv, 0, i),
-            )
+        for i, slot in enumerate(args):  # the adapter takes them through one array:
+            # calls of more than a few arguments are slow to compile unoptimised
+            pointer = builder.bitcast(slot, cgutils.voidptr_t)
+            builder.store(pointer, cgutils.gep_inbounds(builder, self.argv, 0, i))
         result = cgutils.alloca_once(builder, self.context.get_value_type(signature.return_type))
-        code = builder.call(
-            _adapter(self.context, builder.module, signature),
-            [
-                self.addresses[name],
-                *(_untyped(builder, p) for p in (result, self.excinfo, self.argv)),
-            ],
-        )
-        builder.store(code, self.code)
+        adapter = _adapter(self.context, builder.module, signature)
+        argv = cgutils.gep_inbounds(builder, self.argv, 0, 0)
+        code = builder.call(adapter, [self.addresses[name], result, self.excinfo, argv])
         ok = builder.or_(
             builder.icmp_signed("==", code, callconv.RETCODE_OK),
             builder.icmp_signed("==", code, callconv.RETCODE_NONE),
         )
-        following = builder.append_basic_block("glue.next")
-        builder.cbranch(ok, following, self._failure())
-        builder.position_at_end(following)
+        self._check(ok, code)
         return result
 
-    def _failure(self):
-        """The block every failed call branches to: it passes the error on."""
+    def _check(self, ok, code) -> None:
+        """Go on if ``ok``; else return the error ``code`` (a failed call's, its exception in
+        ``excinfo``) or, with ``code`` None, raise that a kernel is not loaded."""
+        builder = self.builder
         if self._failed is None:
-            self._failed = self.builder.function.append_basic_block("glue.failed")
-            builder = ir.IRBuilder(self._failed)
-            code = builder.load(self.code)
-            status = callconv.Status(code, *[None] * 6, builder.load(self.excinfo))
-            self.context.call_conv.return_status_propagate(builder, status)
-            builder.ret(code)
-        return self._failed
+            self._failed = builder.function.append_basic_block("glue.failed")
+            self._missing = builder.function.append_basic_block("glue.missing")
+        following = builder.append_basic_block("glue.next")
+        if code is None:
+            builder.cbranch(ok, following, self._missing)
+        else:
+            builder.store(code, self.code)
+            builder.cbranch(ok, following, self._failed)
+        builder.position_at_end(following)
+
+    def finish(self) -> None:
+        """Fill the blocks that failed calls and lookups branch to (after the last call)."""
+        if self._failed is None:
+            return
+        builder = ir.IRBuilder(self._failed)
+        builder.position_at_end(self._failed)
+        code = builder.load(self.code)
+        status = callconv.Status(code, *[None] * 6, builder.load(self.excinfo))
+        self.context.call_conv.return_status_propagate(builder, status)
+        builder.ret(code)
+        builder.position_at_end(self._missing)
+        message = (
+            "a fusegraph kernel of this function is not loaded in this process (compile it again)"
+        )
+        self.context.call_conv.return_user_exc(builder, RuntimeError, (message,))
 
     def release(self, typ, slot) -> None:
         """Release the value in ``slot`` (of Numba type ``typ``)."""
         link.release(self.context, self.builder, typ, self.builder.load(slot))
 
 
-def _untyped(builder, pointer):
-    return builder.bitcast(pointer, cgutils.voidptr_t)
-
-
 def _adapter(context, module, signature):
-    """``i32 adapter(i64 address, ptr result, ptr excinfo, ptr argv)``, defined once per
+    """``i32 adapter(i64 address, result*, excinfo*, i8** argv)``, defined once per
     module: calls the function at ``address``, of Numba signature ``signature``, on the
     values the pointers in ``argv`` point to, and stores its result and exception."""
     name = "fusegraph_adapter_" + hashlib.sha256(str(signature).encode()).hexdigest()[:16]
@@ -195,26 +213,29 @@ def _adapter(context, module, signature):
         return module.get_global(name)
     except KeyError:
         pass
-    pointer = cgutils.voidptr_t
-    fnty = ir.FunctionType(callconv.errcode_t, [ir.IntType(64), pointer, pointer, pointer])
+    result_type = context.get_value_type(signature.return_type).as_pointer()
+    excinfo_type = callconv.excinfo_ptr_t.as_pointer()
+    argv_type = cgutils.voidptr_t.as_pointer()
+    fnty = ir.FunctionType(
+        callconv.errcode_t, [ir.IntType(64), result_type, excinfo_type, argv_type]
+    )
     fn = ir.Function(module, fnty, name)
     fn.linkage = "internal"
     for attribute in ("noinline", "optnone"):
         fn.attributes.add(attribute)
     address, result, excinfo, argv = fn.args
     builder = ir.IRBuilder(fn.append_basic_block("call"))
-    argv = builder.bitcast(argv, pointer.as_pointer())
     args = []
     for i, typ in enumerate(signature.args):
-        slot = builder.load(builder.gep(argv, [ir.IntType(32)(i)]))
+        slot = builder.load(cgutils.gep_inbounds(builder, argv, i))
         args.append(builder.load(builder.bitcast(slot, context.get_value_type(typ).as_pointer())))
     kernel_type = context.call_conv.get_function_type(signature.return_type, signature.args)
     callee = builder.inttoptr(address, kernel_type.as_pointer())
     status, out = context.call_conv.call_function(
         builder, callee, signature.return_type, signature.args, args
     )
-    builder.store(out, builder.bitcast(result, out.type.as_pointer()))
-    builder.store(status.excinfoptr, builder.bitcast(excinfo, status.excinfoptr.type.as_pointer()))
+    builder.store(out, result)
+    builder.store(status.excinfoptr, excinfo)
     builder.ret(status.code)
     return fn
 
@@ -243,8 +264,8 @@ def _internal_types(n_inputs, constants, steps) -> tuple:
 
 
 def helper_modules(n_inputs, constants, steps) -> list:
-    """The ``link.helper_module`` tuples a plan's conversions need (its kernels loaded), so
-    that they compile as units of their own, before the entry that calls them."""
+    """The ``link.helper_module`` tuples a plan's conversions need (its kernels' signatures
+    declared), so that they compile as units of their own."""
     _, conversions = _internal_types(n_inputs, constants, steps)
     needed = dict.fromkeys(c for converts in conversions for c in converts.values())
     return [link.helper_module(*c) for c in needed]

@@ -48,6 +48,7 @@ _table = np.zeros(2 * CAPACITY, dtype=np.uint64)
 ll.add_symbol(TABLE_SYMBOL, _table.ctypes.data)
 _lock = threading.Lock()
 _loaded: dict[int, tuple] = {}  # key -> (dispatcher, signature, intrinsic); keeps code alive
+_declared: dict[int, object] = {}  # key -> the signature a module is compiled for
 
 
 def key_of(name: str) -> int:
@@ -72,8 +73,16 @@ def _insert(key: int, address: int) -> None:
     raise RuntimeError(f"fusegraph's kernel table is full ({CAPACITY} kernels in one process)")
 
 
-def kernel(dispatcher, argtypes: tuple, name: str):
-    """The intrinsic that calls ``dispatcher`` compiled for ``argtypes`` (Numba types), the
+def declare(name: str, signature) -> None:
+    """Record that the linked module ``name`` is compiled for ``signature`` (a Numba
+    signature, its return type included), so that code calling it can be generated before
+    it is loaded (:func:`signature_of`)."""
+    _declared[key_of(name)] = signature
+
+
+def kernel(dispatcher, signature, name: str):
+    """The intrinsic that calls ``dispatcher`` compiled for ``signature`` (a Numba
+    signature whose return type is given, so that callers know it before it compiles), the
     function of the kernel module ``name``; compiles it (or loads it from Numba's disk
     cache) on first use in this process. Returns ``(intrinsic, origin)``, ``origin`` being
     ``"memory"`` (loaded before in this process), ``"disk"`` or ``"compiled"``."""
@@ -82,8 +91,9 @@ def kernel(dispatcher, argtypes: tuple, name: str):
         found = _loaded.get(key)
         if found is not None:
             return found[2], "memory"
-        origin = compile_for(dispatcher, argtypes)
-        cres = dispatcher.overloads[argtypes]
+        declare(name, signature)
+        origin = compile_for(dispatcher, signature)
+        cres = dispatcher.overloads[tuple(signature.args)]
         address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
         if not address:  # pragma: no cover - Numba always defines the native function
             raise RuntimeError(f"no native code for kernel {name}")
@@ -93,12 +103,12 @@ def kernel(dispatcher, argtypes: tuple, name: str):
         return call, origin
 
 
-def compile_for(dispatcher, argtypes: tuple) -> str:
-    """Compile ``dispatcher`` for ``argtypes``: ``"disk"`` if Numba loaded it from its disk
-    cache, else ``"compiled"``."""
-    hits = dispatcher.stats.cache_hits.get(argtypes, 0)
-    dispatcher.compile(argtypes)
-    return "disk" if dispatcher.stats.cache_hits.get(argtypes, 0) > hits else "compiled"
+def compile_for(dispatcher, signature) -> str:
+    """Compile ``dispatcher`` for ``signature`` (argument types, or a signature): ``"disk"``
+    if Numba loaded it from its disk cache, else ``"compiled"``."""
+    hits = dispatcher.stats.cache_hits.get(signature, 0)
+    dispatcher.compile(signature)
+    return "disk" if dispatcher.stats.cache_hits.get(signature, 0) > hits else "compiled"
 
 
 #: The function, defined once in every module that calls kernels, that finds a key in the
@@ -148,11 +158,17 @@ def _lookup_function(module):
     return fn
 
 
+def lookup(builder, name: str):
+    """IR that finds the module ``name`` in the table: its function's address, or 0 if
+    this process has not loaded it."""
+    return builder.call(_lookup_function(builder.module), [ir.IntType(64)(key_of(name))])
+
+
 def emit_lookup(context, builder, name: str):
     """IR that finds the loaded module ``name`` in the table: its function's address, or a
     raised RuntimeError."""
     i64 = ir.IntType(64)
-    address = builder.call(_lookup_function(builder.module), [i64(key_of(name))])
+    address = lookup(builder, name)
     message = f"fusegraph kernel {name} is not loaded in this process (compile the function again)"
     with cgutils.if_unlikely(builder, builder.icmp_unsigned("==", address, i64(0))):
         context.call_conv.return_user_exc(builder, RuntimeError, (message,))
@@ -171,29 +187,23 @@ def blas_operand(a):
 
 
 def helper_module(function, argtype) -> tuple:
-    """``(name, source, argument types)`` of the linked module whose ``kernel(i0)`` returns
+    """``(name, source, signature)`` of the linked module whose ``kernel(i0)`` returns
     ``function(i0)`` (``contiguous`` or :func:`blas_operand`, njit functions) for arguments
-    of the Numba type ``argtype``. Code that converts arguments calls it like a kernel
-    instead of compiling its own copy of the conversion, and must load it (:func:`helper`,
-    or like any linked module) before that code compiles or loads from the disk cache
-    (``glue`` does)."""
+    of the Numba type ``argtype``, its signature declared (:func:`declare`). Code that
+    converts arguments calls it like a kernel instead of compiling its own copy of the
+    conversion; it must be loaded like any linked module before that code runs (``glue``'s
+    plan lists the helpers it calls)."""
     argtype = argtype.copy(readonly=False)
+    signature = converted_type(argtype, function is blas_operand)(argtype)
     name = function.__name__
     source = (
-        f"# fusegraph helper: {name}\n# arguments: ({argtype!r},)\n"
+        f"# fusegraph helper: {name}\n# signature: {signature}\n"
         f"import numba\nfrom {function.__module__} import {name}\n\n\n"
         f"{cache.LINKED_DECORATOR}\ndef kernel(i0):\n    return {name}(i0)\n"
     )
-    return cache.module_name(source), source, (argtype,)
-
-
-def helper(function, argtype) -> str:
-    """The name of the :func:`helper_module` of ``function`` for ``argtype``, loaded
-    (compiled, or read from the disk cache) if this process had not loaded it."""
-    name, source, argtypes = helper_module(function, argtype)
-    if not is_loaded(name):
-        kernel(cache.load_module(source).kernel, argtypes, name)
-    return name
+    module = cache.module_name(source)
+    declare(module, signature)
+    return module, source, signature
 
 
 def operands(signature) -> list:
@@ -286,11 +296,22 @@ def converted_type(actual, blas):
 
 
 def signature_of(name: str):
-    """The Numba signature the loaded kernel module ``name`` was compiled for."""
-    found = _loaded.get(key_of(name))
-    if found is None:
+    """The Numba signature the kernel module ``name`` is compiled for (loaded or declared)."""
+    key = key_of(name)
+    found = _loaded.get(key)
+    if found is not None:
+        return found[1]
+    if key not in _declared:
         raise RuntimeError(f"fusegraph kernel {name} is not loaded in this process")
-    return found[1]
+    return _declared[key]
+
+
+def result_type(out_types, layout: str = "C"):
+    """The Numba type a linked kernel returns for graph outputs of types ``out_types``: an
+    array (a tuple of them for several outputs) of ``layout``, the layout of the kernel's
+    parameters (a fresh array is C; a view of a parameter has its layout)."""
+    arrays = [parameter_type(t, layout) for t in out_types]
+    return arrays[0] if len(arrays) == 1 else numba.types.Tuple(arrays)
 
 
 def intrinsic_of(n_args: int, typer, label: str):
@@ -326,18 +347,20 @@ __all__ = [
     "CAPACITY",
     "TABLE_SYMBOL",
     "compile_for",
+    "declare",
     "converted_type",
     "emit_call",
     "emit_lookup",
-    "helper",
     "helper_module",
     "needs_helper",
     "intrinsic_of",
     "is_loaded",
     "key_of",
+    "lookup",
     "kernel",
     "operands",
     "parameter_type",
     "release",
+    "result_type",
     "signature_of",
 ]

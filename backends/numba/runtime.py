@@ -51,14 +51,27 @@ class Compiled:
         self.report.codegen = perf_counter() - start
         self._kernels = {}
         namespace = {CONSTANTS: module.constants, KERNELS: self._kernels}
-        self._link_units([(name, *unit) for name, unit in module.linked.items()])
-        if module.glue_plan is not None:  # the conversions its glue calls, once kernels load
-            helpers = glue.helper_modules(*module.glue_plan)
-            self.report.total += len(helpers)
-            self.linked_sources.update((name, source) for name, source, _ in helpers)
-            self._link_units(helpers)
+        units = [(name, *unit) for name, unit in module.linked.items()]
+        for name, _, signature in units:
+            link.declare(name, signature)
+
+        def compile_entry():
+            self._compile_entry(fgraph, module.source, namespace, release_gil)
+
+        if module.glue_plan is None:  # the entry's code calls the kernels' intrinsics
+            self._link_units(units)
+            compile_entry()
+            return
+        # The glue needs the kernels' signatures only (declared): the entry compiles first,
+        # while a worker process starts and takes kernels. Then the conversions it calls.
+        helpers = glue.helper_modules(*module.glue_plan)
+        self.report.total += len(helpers)
+        self.linked_sources.update((name, source) for name, source, _ in helpers)
+        self._link_units(units + helpers, first=compile_entry)
+
+    def _compile_entry(self, fgraph, source, namespace, release_gil) -> None:
         start = perf_counter()
-        self._module = cache.load_module(module.source, namespace)
+        self._module = cache.load_module(source, namespace)
         self.entry = self._module.entry
         # A twin dispatcher of the same function for the Function's calls, which compiles
         # only on request; ``entry`` stays free to specialise for the user's own njit code.
@@ -77,18 +90,20 @@ class Compiled:
         numba_seconds = compile_report.numba_seconds(self.call, signature)
         self.report.record("entry", "entry", origin, perf_counter() - start, numba_seconds)
 
-    def _link_units(self, units) -> None:
-        """Link ``units`` ((name, source, argument types) of modules defining ``kernel``):
-        with a worker process (``workers``) when enough are new to this process, the worker
-        compiling from the back of the list while this process compiles from the front,
-        then loads the worker's from the disk cache."""
+    def _link_units(self, units, first=None) -> None:
+        """Link ``units`` ((name, source, signature) of modules defining ``kernel``): with a
+        worker process (``workers``) when enough are new to this process, the worker
+        compiling from the back of the list while this process runs ``first()`` (if given)
+        then compiles from the front, then loads the worker's from the disk cache."""
         found, cold = {}, []
-        for name, source, argtypes in units:
+        for name, source, signature in units:
             module = cache.load_module(source)  # its file, before a worker reads it
-            found[name] = (source, argtypes, module.kernel)
+            found[name] = (source, signature, module.kernel)
             if not link.is_loaded(name) and module.__dict__[cache.CACHEABLE]:
-                cold.append((name, dict(source=source, argtypes=argtypes)))
+                cold.append((name, dict(source=source, signature=signature)))
         shared = workers.Shared(cold) if workers.enabled() else None
+        if first is not None:
+            first()
         if shared is not None and shared.theirs is not None:
             while (name := shared.next()) is not None:
                 self._link(name, *found[name], perf_counter())
@@ -100,9 +115,9 @@ class Compiled:
             if name not in self._kernels:
                 self._link(name, *unit, perf_counter())
 
-    def _link(self, name, source, argtypes, dispatcher, start, by_worker=False) -> None:
+    def _link(self, name, source, signature, dispatcher, start, by_worker=False) -> None:
         """Compile (or load) one linked unit and record it in the report."""
-        self._kernels[name], origin = link.kernel(dispatcher, argtypes, name)
+        self._kernels[name], origin = link.kernel(dispatcher, signature, name)
         if by_worker and origin == "disk":
             origin = "worker"
         self.report.record(
@@ -110,7 +125,7 @@ class Compiled:
             source.split("\n", 1)[0].removeprefix("# fusegraph "),
             origin,
             perf_counter() - start,
-            compile_report.numba_seconds(dispatcher, argtypes)
+            compile_report.numba_seconds(dispatcher, signature.args)
             if origin == "compiled"
             else {"typing": 0.0, "llvm": 0.0},
         )

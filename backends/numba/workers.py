@@ -47,21 +47,27 @@ def enabled() -> bool:
     return cores > 1
 
 
-def _encode(argtypes) -> list:
-    return [
-        ["bool"] if t == numba.types.boolean else [str(t.dtype), t.ndim, t.layout] for t in argtypes
-    ]
+def _encode(t):
+    """A JSON form of the Numba type ``t``: a boolean, an array, a tuple of them, or a
+    signature of them."""
+    if isinstance(t, numba.core.typing.Signature):
+        return {"return": _encode(t.return_type), "args": [_encode(a) for a in t.args]}
+    if t == numba.types.boolean:
+        return "bool"
+    if isinstance(t, numba.types.BaseTuple):
+        return [_encode(item) for item in t]
+    return {"dtype": str(t.dtype), "ndim": t.ndim, "layout": t.layout}
 
 
-def _decode(encoded) -> tuple:
-    types = []
-    for item in encoded:
-        if item == ["bool"]:
-            types.append(numba.types.boolean)
-        else:
-            dtype, ndim, layout = item
-            types.append(numba.types.Array(numba.from_dtype(np.dtype(dtype)), ndim, layout))
-    return tuple(types)
+def _decode(encoded):
+    if encoded == "bool":
+        return numba.types.boolean
+    if isinstance(encoded, list):
+        return numba.types.Tuple([_decode(item) for item in encoded])
+    if "args" in encoded:
+        return _decode(encoded["return"])(*[_decode(a) for a in encoded["args"]])
+    dtype = numba.from_dtype(np.dtype(encoded["dtype"]))
+    return numba.types.Array(dtype, encoded["ndim"], encoded["layout"])
 
 
 def start() -> subprocess.Popen | None:
@@ -122,7 +128,7 @@ class Shared:
     done; the worker takes them from the back (``theirs``). :meth:`wait` blocks until the
     worker has finished with one (then it is in the disk cache, unless the worker failed:
     compile it here). A request has the unit's module ``source``, which defines
-    ``kernel``, and its ``argtypes``."""
+    ``kernel``, and its ``signature``."""
 
     def __init__(self, units: list):
         self.units = collections.deque(units)  # (name, request)
@@ -149,7 +155,7 @@ class Shared:
                 self.theirs.append(name)
             request = dict(
                 request,
-                argtypes=_encode(request["argtypes"]),
+                signature=_encode(request["signature"]),
                 cache_dir=os.environ.get("FUSEGRAPH_CACHE_DIR"),
             )
             try:
@@ -195,7 +201,7 @@ def main() -> None:
             module = cache.load_module(request["source"])
             if not module.__dict__[cache.CACHEABLE]:
                 raise RuntimeError("no disk cache")
-            module.kernel.compile(_decode(request["argtypes"]))
+            module.kernel.compile(_decode(request["signature"]))
             answer = True
         except Exception:  # noqa: BLE001 - the requesting process compiles it instead
             answer = False
