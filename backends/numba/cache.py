@@ -62,9 +62,11 @@ __all__ = [
 CACHEABLE = "__fusegraph_cacheable__"
 #: The decorator of a generated module's entry point: cached when the module allows it, no
 #: GIL, NumPy's error model (the Python one checks every division and stops vectorisation),
-#: and no cfunc wrapper (a C-callable twin that nothing calls, 0.1 s of every compile).
+#: no cfunc wrapper (a C-callable twin that nothing calls, 0.1 s of every compile), and
+#: the pipeline of generated code (``pipeline.GeneratedCompiler``, which modules import).
 ENTRY_DECORATOR = (
-    f'@numba.njit(cache={CACHEABLE}, nogil=True, error_model="numpy", no_cfunc_wrapper=True)'
+    f'@numba.njit(cache={CACHEABLE}, nogil=True, error_model="numpy", no_cfunc_wrapper=True,'
+    " pipeline_class=GeneratedCompiler)"
 )
 #: The decorator kernels are rendered with. The module generator writes most kernels into
 #: the entry's source instead (``codegen``); the others (shared ones get the entry's

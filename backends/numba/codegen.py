@@ -334,7 +334,8 @@ class Module:
         once: ``_loaded`` asks for it before ``_linked`` does)."""
         if (key, layout) not in self._kernel_modules:
             argtypes = tuple(link.parameter_type(t, layout) for t in key[1])
-            signature = link.result_type(key[2], layout)(*argtypes)
+            readonly = isinstance(key[0], _shape.BroadcastTo)  # np.broadcast_to: read-only
+            signature = link.result_type(key[2], layout, readonly)(*argtypes)
             # named "kernel" wherever it runs, so that the same kernel is the same module
             if layout == "C" and isinstance(key[0], _shape.DimShuffle):
                 src = kernels.shape.dimshuffle_c_view(*key, "kernel")

@@ -198,7 +198,8 @@ def helper_module(function, argtype) -> tuple:
     name = function.__name__
     source = (
         f"# fusegraph helper: {name}\n# signature: {signature}\n"
-        f"import numba\nfrom {function.__module__} import {name}\n\n\n"
+        "import numba\nfrom fusegraph.backends.numba.pipeline import GeneratedCompiler\n"
+        f"from {function.__module__} import {name}\n\n\n"
         f"{cache.LINKED_DECORATOR}\ndef kernel(i0):\n    return {name}(i0)\n"
     )
     module = cache.module_name(source)
@@ -306,11 +307,12 @@ def signature_of(name: str):
     return _declared[key]
 
 
-def result_type(out_types, layout: str = "C"):
+def result_type(out_types, layout: str = "C", readonly: bool = False):
     """The Numba type a linked kernel returns for graph outputs of types ``out_types``: an
     array (a tuple of them for several outputs) of ``layout``, the layout of the kernel's
-    parameters (a fresh array is C; a view of a parameter has its layout)."""
-    arrays = [parameter_type(t, layout) for t in out_types]
+    parameters (a fresh array is C; a view of a parameter has its layout), ``readonly``
+    for a kernel that may return a read-only view (``np.broadcast_to``'s)."""
+    arrays = [parameter_type(t, layout).copy(readonly=readonly) for t in out_types]
     return arrays[0] if len(arrays) == 1 else numba.types.Tuple(arrays)
 
 

@@ -161,10 +161,11 @@ block_sum_f64 = _block_sum(np.float64)
 block_sum_f32 = _block_sum(np.float32)
 
 
-#: The import lines a module of kernels needs (scalar_code's, ``num_threads``, the block sums
-#: and the array intrinsics).
+#: The import lines a module of kernels needs (its decorators' pipeline, scalar_code's,
+#: ``num_threads``, the block sums and the array intrinsics).
 IMPORTS = (
     "import numba\n"
+    + "from fusegraph.backends.numba.pipeline import GeneratedCompiler\n"
     + scalar_code.IMPORTS
     + "from fusegraph.backends.numba.loops import block_sum_f32, block_sum_f64, num_threads\n"
     + arrays.IMPORTS
