@@ -31,6 +31,8 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
 
+from fusegraph.backends.numba.pipeline import GeneratedCompiler
+
 # ----------------------------------------------------------------------------------------
 # Bit casts
 
@@ -853,7 +855,12 @@ FUNCTIONS = {n: {"float64": globals()[n + "_f64"], "float32": globals()[n + "_f3
 # cfunc wrappers, which are ~20 ms of each one's first compile in a process. A twin called
 # from Python would crash the interpreter: they are private, and code generators name them
 # through ``compiled_name``.
-_twin = numba.njit(error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+_twin = numba.njit(
+    error_model="numpy",
+    no_cpython_wrapper=True,
+    no_cfunc_wrapper=True,
+    pipeline_class=GeneratedCompiler,
+)
 _TWINS = {
     name: _twin(fn.py_func)
     for name, fn in list(globals().items())
