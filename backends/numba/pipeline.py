@@ -29,7 +29,7 @@ class GeneratedCompiler(compiler.CompilerBase):
         state = self.state
         if state.flags.force_pyobject or state.flags.auto_parallel.enabled:
             return compiler.Compiler.define_pipelines(self)
-        pipeline = compiler.DefaultPassBuilder.define_nopython_pipeline(state, "fusegraph")
+        pipeline = compiler.DefaultPassBuilder.define_nopython_pipeline(state)
         pipeline.passes = [p for p in pipeline.passes if p[0] not in SKIPPED]
         return [pipeline]
 

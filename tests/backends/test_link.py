@@ -72,6 +72,7 @@ def test_compile_stats_phases_and_units():
     stats = f.compile_stats
     for phase in ("rewrite", "codegen", "typing", "llvm", "other"):
         assert stats[phase] >= 0.0
+    assert stats["typing"] > 0.0 and stats["llvm"] > 0.0  # its entry, at least, compiled
     assert sum(stats["units"].values()) == len(stats["per_unit"])
     # the glue needs the kernels' declared signatures only: the entry compiles first
     kinds = [u["kind"] for u in stats["per_unit"]]

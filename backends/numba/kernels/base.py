@@ -147,8 +147,19 @@ def _at(items) -> str:
 
 
 def _raise(code, cond, exc, msg):
-    with code.block(f"if {cond}:"):
-        code(f'raise {exc}("{msg}")')
+    """``if cond: raise exc(msg)``, merged into the test just written when that raises the
+    same error (each ``raise`` costs Numba more to compile than its test)."""
+    pad, statement = "    " * code.level, f'raise {exc}("{msg}")'
+    if (
+        len(code.lines) >= 2
+        and code.lines[-1] == pad + "    " + statement
+        and code.lines[-2].startswith(pad + "if ")
+        and code.lines[-2].endswith(":")
+    ):
+        code.lines[-2] = f"{code.lines[-2][:-1]} or ({cond}):"
+        return
+    with code.block(f"if ({cond}):"):
+        code(statement)
 
 
 def _shape_vars(code, arr, prefix, ndim):

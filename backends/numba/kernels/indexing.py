@@ -176,19 +176,24 @@ def _adv_setup(code, adv):
     broadcast dims (their product is ``bsize``)."""
     rank = max((len(shape) for shape, _, _ in adv), default=0)
     bdims = [f"b{k}" for k in range(rank)]
-    for b in bdims:
-        code(f"{b} = 1")
+    per_dim: list = [[] for _ in bdims]  # the index arrays' dims on each broadcast dim
     for shape, _, _ in adv:
         for k, s in enumerate(shape):
-            b = bdims[rank - len(shape) + k]
-            with code.block(f"if {s} != 1:"):
-                cond = f"{b} != 1 and {b} != {s}"
-                _raise(code, cond, "IndexError", "shape mismatch: indexing arrays")
-                code(f"{b} = {s}")
+            per_dim[rank - len(shape) + k].append(s)
+    for b, dims in zip(bdims, per_dim):
+        value = "1"  # the first dim that is not 1
+        for s in reversed(dims):
+            value = f"{s} if {s} != 1 else {value}"
+        code(f"{b} = {value}")
+    for b, dims in zip(bdims, per_dim):
+        for s in dims:
+            _raise(
+                code, f"{s} != 1 and {s} != {b}", "IndexError", "shape mismatch: indexing arrays"
+            )
     code("bsize = " + (" * ".join(bdims) or "1"))
     arrays = [(shape, arr, axis) for shape, arr, axis in adv if arr is not None]
     for shape, _, axis in arrays:
-        code(f"P{axis} = empty_c(bsize, np.int64)")
+        code(f"P{axis} = empty_c(bsize, np.int64)", f"d{axis} = i0.shape[{axis}]")
         for k, s in enumerate(shape):
             code(f"u{axis}_{k} = 0 if {s} == 1 else 1")
     if arrays:
@@ -196,9 +201,12 @@ def _adv_setup(code, adv):
         names = _loops(code, bdims, "r")
         for shape, arr, axis in arrays:
             at = _at(f"{r} * u{axis}_{k}" for k, r in enumerate(names[rank - len(shape) :]))
-            code(f"v = {arr}[{at}]", f"d = i0.shape[{axis}]")
-            _raise(code, "v < -d or v >= d", "IndexError", "index out of bounds")
-            code("w = np.int64(v)", f"P{axis}[k] = w + d if w < 0 else w")
+            code(f"v{axis} = {arr}[{at}]")
+        for _, _, axis in arrays:
+            v, d = f"v{axis}", f"d{axis}"
+            _raise(code, f"{v} < -{d} or {v} >= {d}", "IndexError", "index out of bounds")
+        for _, _, axis in arrays:
+            code(f"w = np.int64(v{axis})", f"P{axis}[k] = w + d{axis} if w < 0 else w")
         code("k += 1")
         _close(code, len(names))
     return bdims
