@@ -7,8 +7,15 @@ optimisation of what they produce: about 20 ms a node, more than most kernels. I
 of more than ``codegen.LINK_NODES`` nodes every node is instead a linked kernel (``link``:
 compiled once per process, shared by every function that runs it), and the function that
 runs them is this intrinsic, whose IR the code generator's plan spells out directly: per
-node, a call through the kernel table (``link.emit_call``), then the release of the values
-no later node reads. Its typing is one lookup per kernel, its IR a few instructions a node.
+node, a call through the kernel table, then the release of the values no later node reads.
+
+Its values live in stack slots, and a kernel is called with pointers to its arguments'
+slots and to its result's, through one small *adapter* per kernel signature that spells
+out Numba's calling convention (every field of every array an argument of its own): a
+call is a dozen instructions, not a hundred and fifty. The glue and its adapters are
+compiled ``optnone``: they are only calls, and LLVM's passes cost seconds on them. Its
+typing needs only the kernels' signatures (``link.signature_of``, declared before they
+compile), so the entry compiles before its kernels.
 
 A plan refers to values by *slot*: the intrinsic's arguments first (the graph's inputs),
 then the constants, then the nodes' outputs in the order the steps make them.
@@ -188,7 +195,6 @@ class _Frame:
         if self._failed is None:
             return
         builder = ir.IRBuilder(self._failed)
-        builder.position_at_end(self._failed)
         code = builder.load(self.code)
         status = callconv.Status(code, *[None] * 6, builder.load(self.excinfo))
         self.context.call_conv.return_status_propagate(builder, status)
@@ -242,7 +248,7 @@ def _adapter(context, module, signature):
 
 def _internal_types(n_inputs, constants, steps) -> tuple:
     """The Numba types of the constants' and the nodes' slots, which follow from the
-    kernels' signatures; and per step, the ``link.helper`` conversions (position ->
+    kernels' signatures; and per step, the ``link.helper_module`` conversions (position ->
     (function, type)) its arguments from those slots need. (An input's conversion depends
     on the entry's signature: it is compiled into the entry.)"""
     internal = {n_inputs + j: numba.typeof(c).copy(readonly=True) for j, c in enumerate(constants)}

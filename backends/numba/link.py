@@ -7,15 +7,16 @@ once per process (or loaded from Numba's disk cache), and the functions that run
 machine code through a pointer:
 
 * :func:`kernel` compiles the kernel's dispatcher for its signature (C-contiguous arrays,
-  so that its loops vectorise and the signature follows from the graph alone), and enters
-  the address of its native function in the process's kernel table under a 64-bit key
-  derived from the kernel module's name (a digest of its source);
-* the intrinsic it returns emits, at each call site (:func:`emit_call`, which ``glue``
-  uses too), a lookup of that key in the table and a call through Numba's own calling
-  convention (exceptions propagate as from any njit call); an argument typed with another
-  layout is passed as a view typed C when it is contiguous at run time, else as a C copy,
-  converted by code compiled into the caller or by a linked *helper* (:func:`helper`),
-  itself called like a kernel.
+  so that its loops vectorise, and a return type, so that the signature follows from the
+  graph alone and code calling it can be generated before it compiles: :func:`declare`),
+  and enters the address of its native function in the process's kernel table under a
+  64-bit key derived from the kernel module's name (a digest of its source);
+* the intrinsic it returns emits, at each call site (:func:`emit_call`), a lookup of that
+  key in the table and a call through Numba's own calling convention (exceptions propagate
+  as from any njit call); an argument typed with another layout is passed as a view typed C
+  when it is contiguous at run time, else as a C copy, converted by code compiled into the
+  caller or by a linked *helper* (:func:`helper_module`), itself called like a kernel.
+  ``glue`` calls kernels its own way, with the same table and helpers.
 
 The table is the one symbol the generated code links against, registered when this module
 is imported, so machine code loaded from Numba's disk cache never refers to an address of
@@ -223,7 +224,7 @@ def emit_call(context, builder, name: str, values, types, helpers=None, addresse
     Numba ``types``); returns its result, a new reference. An error the kernel raises
     returns from the function being generated, as a ``raise`` there would. An argument a
     parameter takes as it is (:func:`needs_helper`) is cast; the others are converted by the
-    loaded :func:`helper` that ``helpers`` maps their positions to, else by code compiled
+    loaded :func:`helper_module` that ``helpers`` maps their positions to, else by code compiled
     into the caller (once per type and process). ``addresses`` maps module names to their
     functions' addresses found before (:func:`emit_lookup`)."""
     signature = signature_of(name)
@@ -283,7 +284,7 @@ def _converted(context, builder, result, rtype, param, blas, owned) -> list:
 def needs_helper(actual, param, blas):
     """The function converting an argument of type ``actual`` for the parameter ``param``
     (a BLAS operand when ``blas``): ``contiguous`` or :func:`blas_operand`, whose
-    :func:`helper` a caller may load; None if the argument passes as it is."""
+    :func:`helper_module` a caller may load; None if the argument passes as it is."""
     if not isinstance(param, numba.types.Array) or param.layout != "C" or actual.layout == "C":
         return None
     return blas_operand if blas else contiguous

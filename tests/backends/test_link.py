@@ -207,6 +207,24 @@ def test_a_long_chain_runs_through_glue_with_its_constants():
     np.testing.assert_allclose(f(a, w), want, rtol=1e-12)
 
 
+def test_glue_raises_when_a_kernel_is_missing_from_the_table():
+    x, y = fg.vector("x"), fg.vector("y")
+    f = fg.function([x, y], [fg.tanh(x) * y + 1.0, (x * y).sum()])  # glue: LINK_NODES = 0
+    a = np.linspace(-1, 1, 5)
+    want = [np.tanh(a) * a + 1.0, (a * a).sum()]
+    name = next(iter(f._compiled.linked_sources))
+    slot = 2 * int(np.flatnonzero(link._table[::2] == link.key_of(name))[0])
+    key = int(link._table[slot])
+    link._table[slot] = 0  # the key's slot looks empty
+    try:
+        with pytest.raises(RuntimeError, match="kernel of this function is not loaded"):
+            f(a, a)
+    finally:
+        link._table[slot] = key
+    for got, w in zip(f(a, a), want, strict=True):
+        np.testing.assert_allclose(got, w, rtol=1e-14)
+
+
 def test_a_worker_that_does_not_answer_in_time_is_ended(monkeypatch):
     def hung(shared):  # takes every unit and answers none
         with shared._cond:
