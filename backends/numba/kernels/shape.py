@@ -71,14 +71,14 @@ def _read_shape_vector(code, arg, n):
 def _reshape(op, in_types, out_types, name):
     code = _Code(name, 2)
     dims = _read_shape_vector(code, "i1", op.ndim)
-    code("size = i0.size", "known = 1", "free = -1")
+    # NumPy takes any negative entry as the unknown one (a test each, one raise)
+    code("size = i0.size", "known = 1", "free = -1", "unknown = 0")
     for k, s in enumerate(dims):
-        # NumPy takes any negative entry as the unknown one
         with code.block(f"if {s} < 0:"):
-            _raise(code, "free >= 0", "ValueError", "can only specify one unknown dimension")
-            code(f"free = {k}")
+            code(f"free = {k}", "unknown += 1")
         with code.block("else:"):
             code(f"known *= {s}")
+    _raise(code, "unknown > 1", "ValueError", "can only specify one unknown dimension")
     with code.block("if free >= 0:"):
         _raise(code, "known == 0 or size % known != 0", "ValueError", "cannot reshape")
         for k, s in enumerate(dims):
