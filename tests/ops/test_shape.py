@@ -606,3 +606,17 @@ def test_ops_are_hashable_and_compare_by_parameters():
     assert fg.Reshape(2) != fg.Reshape(3)
     assert fg.MakeVector("int64") == fg.MakeVector()
     assert re.search("DimShuffle", str(fg.DimShuffle(2, ("x", 1, 0))))
+
+
+@pytest.mark.parametrize("mode", ["numba", "py"])
+def test_reshape_run_time_errors_of_a_symbolic_shape(mode):
+    x, s = fg.vector("x"), fg.vector("s", "int64")
+    f = fg.function([x, s], fg.reshape(x, s, ndim=3), mode=mode)
+    a = np.arange(12.0)
+    np.testing.assert_array_equal(f(a, np.array([2, -1, 3])), a.reshape(2, -1, 3))
+    with pytest.raises(ValueError, match="one unknown dimension"):
+        f(a, np.array([-1, 2, -1]))
+    with pytest.raises(ValueError, match="cannot reshape"):
+        f(a, np.array([5, -1, 2]))
+    with pytest.raises(ValueError, match="cannot reshape"):
+        f(a, np.array([2, 2, 2]))
