@@ -68,3 +68,35 @@ def test_mlp_reference_step_matches_finite_differences():
             flat[i] = old
             grad = (p - new[k]).reshape(-1)[i]
             np.testing.assert_allclose(grad, (up - down) / (2 * eps), rtol=1e-5, atol=1e-8)
+
+
+def test_compile_scaling_judges_targets_on_the_median_of_per_round_ratios():
+    from benchmarks import compile_scaling as cs
+
+    def result(label, seconds):
+        row = dict(
+            function="f",
+            seconds=seconds,
+            nodes=1,
+            kernels=1,
+            rewrite=0.0,
+            codegen=0.0,
+            typing=0.0,
+            llvm=0.0,
+            other=0.0,
+            units=dict(compiled=1, memory=0, disk=0),
+        )
+        run = dict(imports=0.5, rows=[row])
+        return dict(label=label, cold=run, warm=run, jax=None)
+
+    ref, hess = "logistic regression", "10x10 Hessian"  # target: at most 2x
+    rounds = [
+        [result(ref, 1.5), result(hess, 2.5)],  # (2.5 + 0.5) / (1.5 + 0.5) = 1.5x
+        [result(ref, 1.0), result(hess, 4.5)],  # 5.0 / 1.5 = 3.33x
+        [result(ref, 1.5), result(hess, 3.0)],  # 3.5 / 2.0 = 1.75x
+    ]
+    text = cs.table(rounds)
+    assert "| 1.50×, 3.33×, 1.75× | 1.75× | yes |" in text
+    # the rows are each workload's median round: the reference's 1.5 s, the Hessian's 3.0 s
+    assert "| logistic regression | f | 1 | 1 | 1 / 0 | 2.00 |" in text
+    assert "| 10x10 Hessian | f | 1 | 1 | 1 / 0 | 3.50 |" in text
