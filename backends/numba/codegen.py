@@ -33,7 +33,7 @@ through one intrinsic whose IR is generated from the module's plan (``glue``).""
 #         ('fusegraph_cache_<digest>', (0, 1), (4,)),  # n0: Dot   (kernel, slots in, out)
 #         ...), (9, 11))                           # the slots returned
 #     def entry(x, W, b):
-#         _v5, _v7, = _glue(x, W, b)
+#         _st, _ex, _v5, _v7, = _glue(x, W, b)   # an error code, then the outputs
 #         return (_v5, np.copy(_v7))
 #
 # Outputs never alias the inputs, constants or each other: an output that is a root, the
@@ -272,7 +272,13 @@ class Module:
         self._prelude += "\n".join(globals_) + "\n\n\n"
         args = ", ".join(self.names[v] for v in self.fgraph.inputs)
         unpacked = "".join(f"{self.names[v]}, " for v in results)
-        return [f"    {unpacked}= _glue({args})" if results else f"    _glue({args})"]
+        # a failed kernel call comes back as an error code, passed on once the entry has
+        # released its references to the inputs (as a raise does)
+        return [
+            f"    _st, _ex, {unpacked}= _glue({args})",
+            "    if _st:",
+            "        glue.propagate(_st, _ex)",
+        ]
 
     def _name_values(self, node, inputs, k) -> list:
         """Name the outputs of ``node`` (the ``k``-th), and the constants among its

@@ -29,6 +29,8 @@ import typing
 import numba
 from llvmlite import ir
 from numba.core import callconv, cgutils
+from numba.core.runtime.nrtdynmod import incref_decref_ty
+from numba.extending import intrinsic
 
 from fusegraph.backends.numba import link
 
@@ -75,6 +77,8 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
         names = [step.kernel for step in steps] + [h for c in helpers for h in c.values()]
         widest = max(len(link.signature_of(name).args) for name in names)
         frame = _Frame(context, builder, dict.fromkeys(names), widest)
+        out = cgutils.alloca_once(builder, context.get_value_type(sig.return_type))  # zeroed
+        done = builder.append_basic_block("glue.done")
         slots = [frame.store(t, v) for t, v in zip(sig.args, args)]
         slots += [
             frame.store(t, context.get_constant_generic(builder, t, c))
@@ -97,7 +101,7 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
                     value = context.compile_internal(
                         builder, function.py_func, rtype(types[s]), [builder.load(slots[s])]
                     )
-                    converted = frame.store(rtype, value)
+                    converted = frame.own(rtype, frame.store(rtype, value))
                 if blas:
                     owned.append((rtype[0], frame.item(converted, 0)))
                     argv += [owned[-1][1], frame.item(converted, 1)]
@@ -113,13 +117,18 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
                 slots.append(result)
             for s in released:
                 frame.release(types[s], slots[s])
-        frame.finish()
         values = [builder.load(slots[s]) for s in results]
-        return context.make_tuple(builder, sig.return_type, values)
+        status = [callconv.RETCODE_OK, context.get_constant(numba.types.intp, 0)]
+        builder.store(context.make_tuple(builder, sig.return_type, status + values), out)
+        builder.branch(done)
+        frame.finish(out, done)
+        builder.position_at_end(done)
+        return builder.load(out)
 
     def typer(typingctx, *args):
         types = list(args) + later
-        return numba.types.Tuple([types[s] for s in results])(*args), codegen
+        status = [numba.types.int32, numba.types.intp]
+        return numba.types.Tuple(status + [types[s] for s in results])(*args), codegen
 
     return link.intrinsic_of(n_inputs, typer, label)
 
@@ -136,6 +145,7 @@ class _Frame:
         self.code = cgutils.alloca_once(builder, callconv.errcode_t)
         self.false = self.store(numba.types.boolean, cgutils.false_bit)
         self._failed = None
+        self._owned = []  # (type, slot) of the values the glue made: released on failure
         self.addresses = {name: self._lookup(name) for name in names}
 
     def store(self, typ, value):
@@ -173,7 +183,13 @@ class _Frame:
             builder.icmp_signed("==", code, callconv.RETCODE_NONE),
         )
         self._check(ok, code)
-        return result
+        return self.own(signature.return_type, result)
+
+    def own(self, typ, slot):
+        """Record that the glue owns the value in ``slot`` (zeroed on entry, as every slot
+        is: ``cgutils.alloca_once``): a failed call releases it. Returns ``slot``."""
+        self._owned.append((typ, slot))
+        return slot
 
     def _check(self, ok, code) -> None:
         """Go on if ``ok``; else return the error ``code`` (a failed call's, its exception in
@@ -190,15 +206,27 @@ class _Frame:
             builder.cbranch(ok, following, self._failed)
         builder.position_at_end(following)
 
-    def finish(self) -> None:
-        """Fill the blocks that failed calls and lookups branch to (after the last call)."""
+    def finish(self, out, done) -> None:
+        """Fill the blocks that failed calls and lookups branch to (after the last call): a
+        failed call releases the values the glue made and goes to ``done`` with its error
+        code and exception in the first two items of the tuple in ``out`` (the others
+        null), which the entry passes on (:func:`propagate`) once it has released its own
+        references, as a ``raise`` would."""
         if self._failed is None:
             return
         builder = ir.IRBuilder(self._failed)
-        code = builder.load(self.code)
-        status = callconv.Status(code, *[None] * 6, builder.load(self.excinfo))
-        self.context.call_conv.return_status_propagate(builder, status)
-        builder.ret(code)
+        for typ, slot in self._owned:  # the values still alive (released ones are null)
+            items = (
+                list(enumerate(typ)) if isinstance(typ, numba.types.BaseTuple) else [(None, typ)]
+            )
+            for j, item in items:
+                if isinstance(item, numba.types.Array):
+                    pointer = slot if j is None else cgutils.gep_inbounds(builder, slot, 0, j)
+                    _decref(self.context, builder, item, pointer)
+        builder.store(builder.load(self.code), cgutils.gep_inbounds(builder, out, 0, 0))
+        excinfo = builder.ptrtoint(builder.load(self.excinfo), cgutils.intp_t)
+        builder.store(excinfo, cgutils.gep_inbounds(builder, out, 0, 1))
+        builder.branch(done)
         builder.position_at_end(self._missing)
         message = (
             "a fusegraph kernel of this function is not loaded in this process (compile it again)"
@@ -206,8 +234,21 @@ class _Frame:
         self.context.call_conv.return_user_exc(builder, RuntimeError, (message,))
 
     def release(self, typ, slot) -> None:
-        """Release the value in ``slot`` (of Numba type ``typ``)."""
-        link.release(self.context, self.builder, typ, self.builder.load(slot))
+        """Release the array in ``slot`` (of Numba type ``typ``) and null it there."""
+        _decref(self.context, self.builder, typ, slot, forget=True)
+
+
+def _decref(context, builder, typ, slot, forget=False) -> None:
+    """Decref the array (Numba type ``typ``) in ``slot`` through its meminfo alone (NRT's
+    own decref reads every field of the array, which is IR to build and compile; a null
+    meminfo is a no-op), then null that meminfo if ``forget``."""
+    position = context.data_model_manager[typ].get_field_position("meminfo")
+    pointer = cgutils.gep_inbounds(builder, slot, 0, position)
+    meminfo = builder.load(pointer)
+    fn = cgutils.get_or_insert_function(builder.module, incref_decref_ty, "NRT_decref")
+    builder.call(fn, [meminfo])
+    if forget:
+        builder.store(meminfo.type(None), pointer)
 
 
 def _adapter(context, module, signature):
@@ -246,6 +287,20 @@ def _adapter(context, module, signature):
     return fn
 
 
+@intrinsic
+def propagate(typingctx, code, excinfo):
+    """Return from the calling function with the error ``code`` of a failed kernel call
+    and its exception (at the address ``excinfo``), as the glue reports them."""
+
+    def codegen(context, builder, sig, args):
+        exc = builder.inttoptr(args[1], callconv.excinfo_ptr_t)
+        status = callconv.Status(args[0], *[None] * 6, exc)
+        context.call_conv.return_status_propagate(builder, status)
+        return context.get_dummy_value()
+
+    return numba.types.none(code, excinfo), codegen
+
+
 def _internal_types(n_inputs, constants, steps) -> tuple:
     """The Numba types of the constants' and the nodes' slots, which follow from the
     kernels' signatures; and per step, the ``link.helper_module`` conversions (position ->
@@ -277,4 +332,4 @@ def helper_modules(n_inputs, constants, steps) -> list:
     return [link.helper_module(*c) for c in needed]
 
 
-__all__ = ["Step", "body", "helper_modules"]
+__all__ = ["Step", "body", "helper_modules", "propagate"]

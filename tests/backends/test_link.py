@@ -225,6 +225,35 @@ def test_glue_raises_when_a_kernel_is_missing_from_the_table():
         np.testing.assert_allclose(got, w, rtol=1e-14)
 
 
+def test_a_failed_kernel_call_in_the_glue_releases_every_value():
+    """A kernel that raises: its error reaches the caller, and neither the values the glue
+    made nor the entry's references to the inputs stay alive (NRT's live allocations)."""
+    from numba.core.runtime import _nrt_python, rtsys
+
+    W, x, y = fg.matrix("W"), fg.vector("x"), fg.vector("y")
+    h = fg.tanh(fg.dot(W, x))
+    f = fg.function([W, x, y], [h * 2.0, fg.exp(fg.dot(W, h)) + y])  # glue: LINK_NODES = 0
+    a, v = np.full((4, 4), 0.1), np.ones(4)
+    np.testing.assert_allclose(f(a, v, v)[1], np.exp(a @ np.tanh(a @ v)) + v, rtol=1e-14)
+
+    def live():
+        stats = rtsys.get_allocation_stats()
+        return stats.alloc - stats.free, stats.mi_alloc - stats.mi_free
+
+    _nrt_python.memsys_enable_stats()
+    try:
+        before = live()
+        for _ in range(5):
+            with pytest.raises(ValueError, match="could not be broadcast"):
+                f._compiled.call(a, v, np.ones(3))
+            with pytest.raises(ValueError, match="could not be broadcast"):
+                f(a, v, np.ones(3))
+        assert live() == before
+    finally:
+        _nrt_python.memsys_disable_stats()
+    np.testing.assert_allclose(f(a, v, v)[0], 2 * np.tanh(a @ v), rtol=1e-14)
+
+
 def test_a_worker_that_does_not_answer_in_time_is_ended(monkeypatch):
     def hung(shared):  # takes every unit and answers none
         with shared._cond:
