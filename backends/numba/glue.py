@@ -208,9 +208,9 @@ class _Frame:
 
     def finish(self, out, done) -> None:
         """Fill the blocks that failed calls and lookups branch to (after the last call): a
-        failed call releases the values the glue made and goes to ``done`` with its error
-        code and exception in the first two items of the tuple in ``out`` (the others
-        null), which the entry passes on (:func:`propagate`) once it has released its own
+        failure releases the values the glue made and goes to ``done`` with its error code
+        and exception in the first two items of the tuple in ``out`` (the others null),
+        which the entry passes on (:func:`propagate`) once it has released its own
         references, as a ``raise`` would."""
         if self._failed is None:
             return
@@ -227,11 +227,15 @@ class _Frame:
         excinfo = builder.ptrtoint(builder.load(self.excinfo), cgutils.intp_t)
         builder.store(excinfo, cgutils.gep_inbounds(builder, out, 0, 1))
         builder.branch(done)
-        builder.position_at_end(self._missing)
+        builder.position_at_end(self._missing)  # a RuntimeError, passed on the same way
         message = (
             "a fusegraph kernel of this function is not loaded in this process (compile it again)"
         )
-        self.context.call_conv.return_user_exc(builder, RuntimeError, (message,))
+        call_conv = self.context.call_conv
+        call_conv.set_static_user_exc(builder, RuntimeError, exc_args=(message,))
+        builder.store(call_conv.check_try_status(builder).excinfo, self.excinfo)
+        builder.store(callconv.RETCODE_USEREXC, self.code)
+        builder.branch(self._failed)
 
     def release(self, typ, slot) -> None:
         """Release the array in ``slot`` (of Numba type ``typ``) and null it there."""

@@ -216,11 +216,19 @@ def test_glue_raises_when_a_kernel_is_missing_from_the_table():
     slot = 2 * int(np.flatnonzero(link._table[::2] == link.key_of(name))[0])
     key = int(link._table[slot])
     link._table[slot] = 0  # the key's slot looks empty
+    from numba.core.runtime import _nrt_python, rtsys
+
+    _nrt_python.memsys_enable_stats()
     try:
-        with pytest.raises(RuntimeError, match="kernel of this function is not loaded"):
-            f(a, a)
+        before = rtsys.get_allocation_stats()
+        for _ in range(3):
+            with pytest.raises(RuntimeError, match="kernel of this function is not loaded"):
+                f._compiled.call(a, a)
+        after = rtsys.get_allocation_stats()
+        assert after.mi_alloc - before.mi_alloc == after.mi_free - before.mi_free  # no leak
     finally:
         link._table[slot] = key
+        _nrt_python.memsys_disable_stats()
     for got, w in zip(f(a, a), want, strict=True):
         np.testing.assert_allclose(got, w, rtol=1e-14)
 
