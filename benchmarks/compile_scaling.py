@@ -181,8 +181,8 @@ def table(rounds: list) -> str:
     lines += ["", "| target | ratio per round | median | met |", "|---|---|---|---|"]
     for label, fn, ref_label, ref_fn, factor in TARGETS:
         ratios = []
-        for results in rounds:
-            got, ref = _seconds(results, label, fn), _seconds(results, ref_label, ref_fn)
+        for run in rounds:
+            got, ref = _seconds(run, label, fn), _seconds(run, ref_label, ref_fn)
             if got is not None and ref is not None:
                 ratios.append(got / ref)
         if not ratios:

@@ -137,7 +137,7 @@ class Module:
         self.constants: dict[str, np.ndarray] = {}
         #: the linked modules, in the order they load: name -> ``Linked``
         self.linked: dict[str, Linked] = {}
-        self._kernel_modules: dict = {}  # (key, layout) -> (source, argument types)
+        self._kernel_modules: dict = {}  # (key, layout) -> (source, signature)
         self.node_names: dict = {}
         self._n_constants = 0
         self.glue_plan = None

@@ -29,7 +29,6 @@ import typing
 import numba
 from llvmlite import ir
 from numba.core import callconv, cgutils
-from numba.core.runtime.nrtdynmod import incref_decref_ty
 from numba.extending import intrinsic
 
 from fusegraph.backends.numba import link
@@ -46,9 +45,11 @@ class Step(typing.NamedTuple):
 
 def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: str = "glue"):
     """The intrinsic ``glue(*inputs)`` running ``steps`` (``Step`` tuples) and returning
-    the tuple of the values in the slots ``results`` (node outputs, each once).
-    ``constants`` are the arrays of the slots after the inputs'. The kernels must be loaded
-    (``link.kernel``) first."""
+    ``(code, excinfo, *values)``: the values in the slots ``results`` (node outputs, each
+    once), or, when a kernel call failed, its error code and exception (for
+    :func:`propagate`) and null values. ``constants`` are the arrays of the slots after the
+    inputs'. The kernels' signatures must be declared (``link.declare``) first, and the
+    kernels loaded before it runs."""
     steps = tuple(Step(*s) for s in steps)
     first = n_inputs + len(constants)
     # after which step each node output is released: its last reader, or its own step
@@ -167,7 +168,8 @@ class _Frame:
 
     def call(self, name: str, args: list):
         """Call the loaded module ``name`` on the values in the slots ``args``; returns the
-        slot of its result. An error it raises returns from the entry, as a ``raise`` would."""
+        slot of its result, which the glue owns. An error it raises goes to the failure
+        path (:meth:`finish`)."""
         builder = self.builder
         signature = link.signature_of(name)
         for i, slot in enumerate(args):  # the adapter takes them through one array:
@@ -192,8 +194,9 @@ class _Frame:
         return slot
 
     def _check(self, ok, code) -> None:
-        """Go on if ``ok``; else return the error ``code`` (a failed call's, its exception in
-        ``excinfo``) or, with ``code`` None, raise that a kernel is not loaded."""
+        """Go on if ``ok``; else take the failure path with the error ``code`` (a failed
+        call's, its exception in ``excinfo``) or, with ``code`` None, that of a kernel that
+        is not loaded."""
         builder = self.builder
         if self._failed is None:
             self._failed = builder.function.append_basic_block("glue.failed")
@@ -243,14 +246,12 @@ class _Frame:
 
 
 def _decref(context, builder, typ, slot, forget=False) -> None:
-    """Decref the array (Numba type ``typ``) in ``slot`` through its meminfo alone (NRT's
-    own decref reads every field of the array, which is IR to build and compile; a null
-    meminfo is a no-op), then null that meminfo if ``forget``."""
+    """Decref the array (Numba type ``typ``) in ``slot`` (``link.decref``), then null its
+    meminfo there if ``forget``."""
     position = context.data_model_manager[typ].get_field_position("meminfo")
     pointer = cgutils.gep_inbounds(builder, slot, 0, position)
     meminfo = builder.load(pointer)
-    fn = cgutils.get_or_insert_function(builder.module, incref_decref_ty, "NRT_decref")
-    builder.call(fn, [meminfo])
+    link.decref(builder, meminfo)
     if forget:
         builder.store(meminfo.type(None), pointer)
 

@@ -15,8 +15,8 @@ machine code through a pointer:
   key in the table and a call through Numba's own calling convention (exceptions propagate
   as from any njit call); an argument typed with another layout is passed as a view typed C
   when it is contiguous at run time, else as a C copy, converted by code compiled into the
-  caller or by a linked *helper* (:func:`helper_module`), itself called like a kernel.
-  ``glue`` calls kernels its own way, with the same table and helpers.
+  caller. ``glue`` calls kernels its own way, with the same table, converting through
+  linked *helpers* (:func:`helper_module`), themselves called like kernels.
 
 The table is the one symbol the generated code links against, registered when this module
 is imported, so machine code loaded from Numba's disk cache never refers to an address of
@@ -219,54 +219,41 @@ def operands(signature) -> list:
     return groups
 
 
-def emit_call(context, builder, name: str, values, types, helpers=None, addresses=None):
+def emit_call(context, builder, name: str, values, types):
     """IR calling the loaded kernel module ``name`` with ``values`` (LLVM values of the
     Numba ``types``); returns its result, a new reference. An error the kernel raises
     returns from the function being generated, as a ``raise`` there would. An argument a
-    parameter takes as it is (:func:`needs_helper`) is cast; the others are converted by the
-    loaded :func:`helper_module` that ``helpers`` maps their positions to, else by code compiled
-    into the caller (once per type and process). ``addresses`` maps module names to their
-    functions' addresses found before (:func:`emit_lookup`)."""
+    parameter takes as it is (:func:`needs_helper`) is cast; the others are converted by
+    code compiled into the caller (once per type and process)."""
     signature = signature_of(name)
     owned, args = [], []
-    for i, (value, actual, (param, blas)) in enumerate(zip(values, types, operands(signature))):
+    for value, actual, (param, blas) in zip(values, types, operands(signature)):
         function = needs_helper(actual, param, blas)
         if function is None:
             args.append(context.cast(builder, value, actual, param))
             if blas:
                 args.append(cgutils.false_bit)  # not transposed
             continue
-        if helpers and i in helpers:
-            result = emit_call(context, builder, helpers[i], [value], [actual], addresses=addresses)
-            rtype = signature_of(helpers[i]).return_type
-        else:
-            rtype = converted_type(actual, blas)
-            result = context.compile_internal(builder, function.py_func, rtype(actual), [value])
+        rtype = converted_type(actual, blas)
+        result = context.compile_internal(builder, function.py_func, rtype(actual), [value])
         args += _converted(context, builder, result, rtype, param, blas, owned)
     fnty = context.call_conv.get_function_type(signature.return_type, signature.args)
-    if addresses is not None and name in addresses:
-        address = addresses[name]
-    else:
-        address = emit_lookup(context, builder, name)
-    callee = builder.inttoptr(address, fnty.as_pointer())
+    callee = builder.inttoptr(emit_lookup(context, builder, name), fnty.as_pointer())
     status, result = context.call_conv.call_function(
         builder, callee, signature.return_type, signature.args, args
     )
     for view, value in owned:
-        release(context, builder, view, value)
+        decref(builder, context.data_model_manager[view].get(builder, value, "meminfo"))
     with cgutils.if_unlikely(builder, status.is_error):
         context.call_conv.return_status_propagate(builder, status)
     return result
 
 
-def release(context, builder, typ, value) -> None:
-    """Decref ``value`` (of Numba type ``typ``): an array through its meminfo alone (NRT's
-    own decref reads every field of the array, which is IR to build and compile)."""
-    if not isinstance(typ, numba.types.Array):
-        context.nrt.decref(builder, typ, value)
-        return
+def decref(builder, meminfo) -> None:
+    """Decref an array through its meminfo alone (NRT's own decref reads every field of the
+    array, which is IR to build and compile); a null meminfo is a no-op."""
     fn = cgutils.get_or_insert_function(builder.module, incref_decref_ty, "NRT_decref")
-    builder.call(fn, [context.data_model_manager[typ].get(builder, value, "meminfo")])
+    builder.call(fn, [meminfo])
 
 
 def _converted(context, builder, result, rtype, param, blas, owned) -> list:
@@ -350,20 +337,20 @@ __all__ = [
     "CAPACITY",
     "TABLE_SYMBOL",
     "compile_for",
-    "declare",
     "converted_type",
+    "declare",
+    "decref",
     "emit_call",
     "emit_lookup",
     "helper_module",
-    "needs_helper",
     "intrinsic_of",
     "is_loaded",
+    "kernel",
     "key_of",
     "lookup",
-    "kernel",
+    "needs_helper",
     "operands",
     "parameter_type",
-    "release",
     "result_type",
     "signature_of",
 ]

@@ -93,11 +93,16 @@ def _reshape(op, in_types, out_types, name):
     return code.text()
 
 
+def _check_dropped(code, op):
+    """ValueError unless the axes the DimShuffle ``op`` drops from ``i0`` have length 1."""
+    for a in op.dropped:
+        _raise(code, f"i0.shape[{a}] != 1", "ValueError", "cannot drop an axis of length != 1")
+
+
 @_register(shape.DimShuffle)
 def _dimshuffle(op, in_types, out_types, name):
     code = _Code(name, 1)
-    for a in op.dropped:
-        _raise(code, f"i0.shape[{a}] != 1", "ValueError", "cannot drop an axis of length != 1")
+    _check_dropped(code, op)
     kept = [a for a in op.new_order if a != "x"]
     perm = kept + list(op.dropped)
     y = "i0"
@@ -121,8 +126,7 @@ def dimshuffle_c_view(op, in_types, out_types, name):
     for a C-contiguous input (typed C): a view typed C, as a reshape is, so that the
     kernels reading it need no conversion."""
     code = _Code(name, 1)
-    for a in op.dropped:
-        _raise(code, f"i0.shape[{a}] != 1", "ValueError", "cannot drop an axis of length != 1")
+    _check_dropped(code, op)
     dims = ["1" if a == "x" else f"i0.shape[{a}]" for a in op.new_order]
     code(f"return c_view(i0, {_tup(dims)})")
     return code.text()
