@@ -333,11 +333,9 @@ class _Kernel:
             s = "f32" if dt == "float32" else "f64"
             e, lo, lg = f"ee{first}", f"el{first}", f"lg{first}"
             if j == first:
-                exp_neg_abs = vecmath.compiled_name(f"exp_neg_abs_{s}")
-                lines.append(f"{e}, {lo} = vecmath.{exp_neg_abs}({self.ref(x)})")
+                lines.append(f"{e}, {lo} = vecmath.exp_neg_abs_{s}({self.ref(x)})")
                 if any(self.op.steps[k].op.name == "softplus" for k in groups[(x, dt)]):
-                    softplus_log = vecmath.compiled_name(f"softplus_log_{s}")
-                    lines.append(f"{lg} = vecmath.{softplus_log}({e})")
+                    lines.append(f"{lg} = vecmath.softplus_log_{s}({e})")
             sop, (a,) = self.op.steps[j]
             extra = f", {lg}" if sop.name == "softplus" else ""
             lines.append(f"s{j} = vecmath.{sop.name}_from_{s}({self.ref(a)}, {e}, {lo}{extra})")

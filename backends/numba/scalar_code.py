@@ -478,7 +478,7 @@ def _float_expr(name: str, out: str, c: list) -> str:
     if name in simple:
         return _wrap(simple[name], out)
     if name in _VECMATH:
-        return f"vecmath.{vecmath.compiled_name(f'{name}_{s}')}({c[0]})"
+        return f"vecmath.{name}_{s}({c[0]})"
     if name in _NP_FLOAT:
         return _wrap(f"{_NP_FLOAT[name]}({', '.join(c)})", out)
     if name in _MATH64:

@@ -1,13 +1,16 @@
-"""Vectorisable transcendental functions for Numba: branch-free scalar kernels, within 1 ulp
-and NumPy's special-value behaviour, that LLVM auto-vectorises once they are inlined into a
-loop (calls to the scalar libm block vectorisation)."""
+"""Vectorisable transcendental functions for Numba: branch-free scalar code, within 1 ulp
+and NumPy's special-value behaviour, that LLVM vectorises with the loop it is inlined into
+(calls to the scalar libm block vectorisation)."""
 
-# Use: ``<name>_f64`` / ``<name>_f32`` for name in NAMES are njit functions,
-# also reachable as FUNCTIONS[name][dtype name] and, in njit code, as the dtype-generic
-# ``<name>``. Method: Cody-Waite reduction with split constants, Remez minimax polynomials
-# evaluated with llvm.fmuladd, exponent arithmetic through bit casts, selects, no branches.
-# The coefficients come from the Remez scripts in backends/numba/fitting/ (mpmath).
-# float32 is computed in float64 with shorter polynomials and rounded once (< 0.51 ulp).
+# Use: ``<name>_f64`` / ``<name>_f32`` for name in NAMES are callable from njit code (their
+# arguments are cast to float64 / float32), also reachable as FUNCTIONS[name][dtype name]
+# and, in njit code, as the dtype-generic ``<name>``. They are written as plain Python over
+# scalar_ir Values and traced into the caller's LLVM IR at each call site, so they cost no
+# Numba compile of their own (see scalar_ir). Method: Cody-Waite reduction with split
+# constants, Remez minimax polynomials evaluated with llvm.fmuladd, exponent arithmetic
+# through bit casts, selects, no branches. The coefficients come from the Remez scripts in
+# backends/numba/fitting/ (mpmath). float32 is computed in float64 with shorter polynomials
+# and rounded once (< 0.51 ulp).
 #
 # Kernels must use error_model="numpy": the Python error model checks every division, which
 # stops vectorisation. fastmath may hold "contract" and "afn", but not "reassoc" (it folds
@@ -25,80 +28,39 @@ import hashlib
 import math
 from pathlib import Path
 
-import numba
-import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic, overload
+from fusegraph.backends.numba import scalar_ir
+from fusegraph.backends.numba.scalar_ir import (
+    GenericFunction,
+    ScalarFunction,
+    bits,
+    copysign,
+    flip,
+    from_bits,
+    horner,
+    int_to_f64,
+    pow2,
+    rint,
+    select,
+    to_f32,
+    to_f64,
+)
 
-from fusegraph.backends.numba.pipeline import GeneratedCompiler
-
-# ----------------------------------------------------------------------------------------
-# Bit casts
-
-
-@intrinsic
-def _bits64(typingctx, x):
-    """The bits of a float64 as an int64."""
-    if x == types.float64:
-
-        def codegen(context, builder, sig, args):
-            return builder.bitcast(args[0], ir.IntType(64))
-
-        return types.int64(x), codegen
-    return None
-
-
-@intrinsic
-def _f64(typingctx, i):
-    """The float64 whose bits are the (low 64 bits of the) integer ``i``."""
-    if isinstance(i, types.Integer):
-
-        def codegen(context, builder, sig, args):
-            v = args[0]
-            if i.bitwidth < 64:
-                v = builder.sext(v, ir.IntType(64)) if i.signed else builder.zext(v, ir.IntType(64))
-            elif i.bitwidth > 64:
-                v = builder.trunc(v, ir.IntType(64))
-            return builder.bitcast(v, ir.DoubleType())
-
-        return types.float64(i), codegen
-    return None
+#: Changes whenever this file or scalar_ir does. Numba's cache does not see code traced
+#: into a kernel, so code generators embed it in kernel source to keep cached machine code
+#: from going stale.
+SOURCE_HASH = hashlib.sha256(
+    Path(__file__).read_bytes() + Path(scalar_ir.__file__).read_bytes()
+).hexdigest()[:16]
 
 
-#: Changes whenever this file does. Numba's cache does not track inlined callees, so code
-#: generators should embed it in kernel source to keep cached machine code from going stale.
-SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-
-_jit = numba.njit(inline="always")
-# The public functions are ordinary njit functions: compiled once per process and signature,
-# then LLVM inlines them into each calling loop (and vectorises it) -- typing them inline
-# at every call site instead made kernels several times slower to compile. softplus stays
-# inlined by Numba, and so does erf_f64: with log1p (exp) inlined into them they exceed
-# LLVM's inlining threshold.
-_public = numba.njit(error_model="numpy")
+def scalar(*params):
+    """Make the function a ScalarFunction with these parameter types ("f64"/"f32")."""
+    return lambda fn: ScalarFunction(fn, params)
 
 
 def _coeffs(text):
     """A tuple of the float literals in ``text`` (a compact way to write coefficients)."""
     return tuple(float(v) for v in text.split())
-
-
-@intrinsic
-def _select(typingctx, cond, a, b):
-    """``a if cond else b`` as one LLVM ``select``: no branch, nothing for the vectoriser
-    to if-convert (and fewer blocks for Numba to compile)."""
-    if isinstance(cond, types.Boolean):
-        ty = typingctx.unify_types(a, b)
-        if isinstance(ty, (types.Float, types.Integer)):
-
-            def codegen(context, builder, sig, args):
-                av = context.cast(builder, args[1], a, ty)
-                bv = context.cast(builder, args[2], b, ty)
-                return builder.select(args[0], av, bv)
-
-            return ty(cond, a, b), codegen
-    return None
 
 
 # ----------------------------------------------------------------------------------------
@@ -190,122 +152,54 @@ TRIG_LIMIT = 2.0**26
 _TWO_OVER_PI = 0.6366197723675814
 
 
-@intrinsic
-def _horner(typingctx, x, c):
-    """c[0] + c[1] * x + ... + c[-1] * x**(len(c) - 1) for a tuple ``c`` of constants, by
-    Horner's rule with ``llvm.fmuladd`` (fused where the CPU has FMA)."""
-    if isinstance(x, types.Float) and isinstance(c, types.UniTuple) and c.dtype == x:
-
-        def codegen(context, builder, sig, args):
-            xv, cv = args
-            fnty = ir.FunctionType(xv.type, [xv.type] * 3)
-            fma = builder.module.declare_intrinsic("llvm.fmuladd", [xv.type], fnty)
-            acc = builder.extract_value(cv, c.count - 1)
-            for i in range(c.count - 2, -1, -1):
-                acc = builder.call(fma, [acc, xv, builder.extract_value(cv, i)])
-            return acc
-
-        return x(x, c), codegen
-    return None
-
-
-@intrinsic
-def _pow2(typingctx, k):
-    """2.0**k for an integer -1022 <= k <= 1023 (exponent bits, no conversion)."""
-    if isinstance(k, types.Integer):
-
-        def codegen(context, builder, sig, args):
-            i64 = ir.IntType(64)
-            v = context.cast(builder, args[0], k, types.int64)
-            v = builder.shl(builder.add(v, ir.Constant(i64, 1023)), ir.Constant(i64, 52))
-            return builder.bitcast(v, ir.DoubleType())
-
-        return types.float64(k), codegen
-    return None
-
-
-@intrinsic
-def _int_to_f64(typingctx, k):
-    """float(k) for an integer |k| < 2**51, through the bits of 2**52 + 2**51 + k (x86 has
-    no vector int64 -> float64 conversion before AVX-512DQ)."""
-    if isinstance(k, types.Integer):
-
-        def codegen(context, builder, sig, args):
-            v = context.cast(builder, args[0], k, types.int64)
-            v = builder.add(v, ir.Constant(ir.IntType(64), _SHIFT_BITS))
-            v = builder.bitcast(v, ir.DoubleType())
-            return builder.fsub(v, ir.Constant(ir.DoubleType(), _SHIFT))
-
-        return types.float64(k), codegen
-    return None
-
-
-@intrinsic
-def _flip(typingctx, y, k):
-    """y with its sign flipped when bit 1 of the integer k is set (quadrants 2 and 3)."""
-    if y == types.float64 and isinstance(k, types.Integer):
-
-        def codegen(context, builder, sig, args):
-            i64 = ir.IntType(64)
-            kv = context.cast(builder, args[1], k, types.int64)
-            mask = builder.shl(builder.and_(kv, ir.Constant(i64, 2)), ir.Constant(i64, 62))
-            v = builder.xor(builder.bitcast(args[0], i64), mask)
-            return builder.bitcast(v, ir.DoubleType())
-
-        return y(y, k), codegen
-    return None
-
-
 # ----------------------------------------------------------------------------------------
 # float64
 
 
-@_jit
 def _exp_hilo(x):
     """exp(x) as (y, y_lo): y is the rounded result, y_lo an estimate of exp(x) - y."""
     # Clamping keeps the exponent arithmetic in range; NaN falls through both selects.
-    xc = _select(x > 710.0, 710.0, x)
-    xc = _select(xc < -746.0, -746.0, xc)
-    kf = np.rint(xc * _LOG2E)
-    k = _bits64(kf + _SHIFT) - _SHIFT_BITS
+    xc = select(x > 710.0, 710.0, x)
+    xc = select(xc < -746.0, -746.0, xc)
+    kf = rint(xc * _LOG2E)
+    k = bits(kf + _SHIFT) - _SHIFT_BITS
     hi = xc - kf * _LN2_HI
     lo = kf * _LN2_LO
     r = hi - lo
     c = (hi - r) - lo  # rounding error of r: exp(r + c) ~ exp(r) * (1 + c)
     h = 1.0 + r
-    tail = ((1.0 - h) + r) + ((r * r) * _horner(r, _EXP_P) + c)  # Fast2Sum of 1 + r
+    tail = ((1.0 - h) + r) + ((r * r) * horner(r, _EXP_P) + c)  # Fast2Sum of 1 + r
     p = h + tail
     p_lo = (h - p) + tail
     # Two factors so that 2**k may overflow or be subnormal; the last product rounds once.
     k1 = k >> 1
-    s1 = _pow2(k1)
-    s2 = _pow2(k - k1)
+    s1 = pow2(k1)
+    s2 = pow2(k - k1)
     return (p * s1) * s2, (p_lo * s1) * s2
 
 
-@_public
+@scalar("f64")
 def exp_f64(x):
     """exp(x) for float64."""
     return _exp_hilo(x)[0]
 
 
-@_jit
 def _expm1_hilo(x):
     """exp(x) - 1 as (y, y_lo): y is the rounded result, y_lo an estimate of the rest."""
-    xc = _select(x > 710.0, 710.0, x)
-    xc = _select(xc < -50.0, -50.0, xc)
-    kf = np.rint(xc * _LOG2E)
-    k = _bits64(kf + _SHIFT) - _SHIFT_BITS
+    xc = select(x > 710.0, 710.0, x)
+    xc = select(xc < -50.0, -50.0, xc)
+    kf = rint(xc * _LOG2E)
+    k = bits(kf + _SHIFT) - _SHIFT_BITS
     hi = xc - kf * _LN2_HI
     lo = kf * _LN2_LO
     r = hi - lo
     c = (hi - r) - lo  # rounding error of r: expm1(r + c) ~ expm1(r) + c * exp(r)
-    p = (r * r) * _horner(r, _EXPM1_P)  # expm1(r) = r + p
+    p = (r * r) * horner(r, _EXPM1_P)  # expm1(r) = r + p
     tail = p + c * (1.0 + (r + p))
     # exp(x) - 1 = 2 * ((s - 1/2) + s * expm1(r)) with s = 2**(k-1). s * r is exact, s - 1/2
     # is a + a_lo (exact below k = -53), and (s - 1/2) + s * r is h + lo (Fast2Sum:
     # |s - 1/2| >= |s * r| unless s = 1/2, where the sum is exact anyway).
-    s = _pow2(k - 1)
+    s = pow2(k - 1)
     a = s - 0.5
     a_lo = (-0.5 - a) + s
     b = s * r
@@ -315,44 +209,41 @@ def _expm1_hilo(x):
     y = h + rest
     y_lo = (h - y) + rest  # Fast2Sum: rest is below an ulp of h
     tiny = abs(x) < 2.0**-54  # expm1(x) rounds to x (and keeps the sign of zero)
-    return _select(tiny, x, 2.0 * y), _select(tiny, 0.0, 2.0 * y_lo)
+    return select(tiny, x, 2.0 * y), select(tiny, 0.0, 2.0 * y_lo)
 
 
-@_public
+@scalar("f64")
 def expm1_f64(x):
     """exp(x) - 1 for float64, accurate near 0."""
     return _expm1_hilo(x)[0]
 
 
-@_jit
 def _log_reduce(x):
     """(e, f) with x = 2**e * (1 + f), 1 + f in [sqrt(1/2), sqrt(2)) and e integer-valued,
     for positive normal or subnormal x."""
     sub = x < _TINY  # subnormal: scale into the normal range first
-    ix = _bits64(_select(sub, x * 18014398509481984.0, x))
+    ix = bits(select(sub, x * 18014398509481984.0, x))
     e = (ix - _SQRT_HALF_BITS) >> 52
-    f = _f64(ix - (e << 52)) - 1.0  # exact
-    return _int_to_f64(_select(sub, e - 54, e)), f
+    f = from_bits(ix - (e << 52)) - 1.0  # exact
+    return int_to_f64(select(sub, e - 54, e)), f
 
 
-@_jit
 def _log1p_kernel(f):
     """log1p(f) for f in [sqrt(1/2) - 1, sqrt(2) - 1] as (f - hfsq) + t, t small."""
     s = f / (2.0 + f)
     z = s * s
     hfsq = 0.5 * f * f
-    return hfsq, s * (hfsq + z * _horner(z, _LOG_P))
+    return hfsq, s * (hfsq + z * horner(z, _LOG_P))
 
 
-@_jit
 def _log_specials(x, y):
     """Fix up log-like results: NaN for x < 0, -inf at 0, inf at inf, NaN stays NaN."""
-    y = _select(x < _INF, y, x)
-    y = _select(x < 0.0, _NAN, y)
-    return _select(x == 0.0, -_INF, y)
+    y = select(x < _INF, y, x)
+    y = select(x < 0.0, _NAN, y)
+    return select(x == 0.0, -_INF, y)
 
 
-@_public
+@scalar("f64")
 def log_f64(x):
     """Natural logarithm for float64."""
     ef, f = _log_reduce(x)
@@ -361,37 +252,36 @@ def log_f64(x):
     return _log_specials(x, y)
 
 
-@_public
+@scalar("f64")
 def log1p_f64(x):
     """log(1 + x) for float64, accurate near 0."""
     u = 1.0 + x
     # c = (1 + x) - u exactly (Sterbenz), so that 1 + x = u + c.
-    c = _select(x > 1.0, 1.0 - (u - x), x - (u - 1.0))
-    iu = _bits64(u)
+    c = select(x > 1.0, 1.0 - (u - x), x - (u - 1.0))
+    iu = bits(u)
     e = (iu - _SQRT_HALF_BITS) >> 52
-    m = _f64(iu - (e << 52))
+    m = from_bits(iu - (e << 52))
     # m - 1 is exact; adding c * 2**-e makes f the (rounded) reduced argument of 1 + x.
     # (c * 2**-e is negligible for large e, where the clamp keeps 2**-e finite.)
-    f = (m - 1.0) + c * _pow2(_select(e < 1000, -e, -1000))
-    ef = _int_to_f64(e)
+    f = (m - 1.0) + c * pow2(select(e < 1000, -e, -1000))
+    ef = int_to_f64(e)
     hfsq, t = _log1p_kernel(f)
     y = ef * _LN2_HI + (f - (hfsq - (t + ef * _LN2_LO)))
     y = _log_specials(x + 1.0, y)
-    return _select(abs(x) < 2.0**-54, x, y)
+    return select(abs(x) < 2.0**-54, x, y)
 
 
-@_jit
 def _log_parts(x):
     """(ef, hi, lo) with log(x) = ef * ln(2) + hi + lo for positive normal or subnormal x,
     ef integer-valued and hi holding at most 21 significant bits."""
     ef, f = _log_reduce(x)
     hfsq, t = _log1p_kernel(f)
-    hi = _f64(_bits64(f - hfsq) & -4294967296)  # clear the low 32 bits
+    hi = from_bits(bits(f - hfsq) & -4294967296)  # clear the low 32 bits
     lo = ((f - hi) - hfsq) + t
     return ef, hi, lo
 
 
-@_public
+@scalar("f64")
 def log2_f64(x):
     """Base-2 logarithm for float64."""
     ef, hi, lo = _log_parts(x)
@@ -402,7 +292,7 @@ def log2_f64(x):
     return _log_specials(x, y)
 
 
-@_public
+@scalar("f64")
 def log10_f64(x):
     """Base-10 logarithm for float64."""
     ef, hi, lo = _log_parts(x)
@@ -414,33 +304,32 @@ def log10_f64(x):
     return _log_specials(x, y)
 
 
-@_jit
 def _sincos_reduced(x):
     """(q, sin(r), cos(r)) with x = q * pi/2 + r, |r| <= pi/4 and q integer-valued.
 
     The reduction is a double-double Cody-Waite one, accurate for |x| < TRIG_LIMIT."""
-    q = np.rint(x * _TWO_OVER_PI)
+    q = rint(x * _TWO_OVER_PI)
     a = x - q * _PIO2_A  # exact (Sterbenz)
     b = q * _PIO2_B
     h = a - b
-    lo = _select(abs(a) >= abs(b), (a - h) - b, (-b - h) + a)  # Fast2Sum error of a - b
+    lo = select(abs(a) >= abs(b), (a - h) - b, (-b - h) + a)  # Fast2Sum error of a - b
     c = q * _PIO2_C
     h2 = h - c
     lo = lo + ((h - h2) - c) - q * _PIO2_D
     r = h2 + lo
     lo = lo - (r - h2)  # sin/cos(r + lo): lo is below half an ulp of r
     z = r * r
-    sin_t = lo * (1.0 - 0.5 * z) + (r * z) * _horner(z, _SIN_P)
+    sin_t = lo * (1.0 - 0.5 * z) + (r * z) * horner(z, _SIN_P)
     sin_r = r + sin_t
     hz = 0.5 * z
     w = 1.0 - hz
-    cos_t = ((1.0 - w) - hz) + ((z * z) * _horner(z, _COS_P) - r * lo)
+    cos_t = ((1.0 - w) - hz) + ((z * z) * horner(z, _COS_P) - r * lo)
     cos_r = w + cos_t
     # The rounding errors of both sums (Fast2Sum), for callers wanting more precision.
     return q, sin_r, (r - sin_r) + sin_t, cos_r, (w - cos_r) + cos_t
 
 
-@_jit
+@scalar("f64")
 def trig_needs_slow_path(x):
     """Whether sin/cos/tan of the finite float ``x`` is beyond TRIG_LIMIT, where the
     vectorisable functions return NaN and ``math.sin`` etc. must be used instead."""
@@ -448,80 +337,80 @@ def trig_needs_slow_path(x):
     return (a >= TRIG_LIMIT) & (a < _INF)  # & rather than a chained "and": no branch
 
 
-@_public
+@scalar("f64")
 def sin_f64(x):
     """Sine for float64."""
     q, s, s_lo, c, c_lo = _sincos_reduced(x)
-    k = _bits64(q + _SHIFT)
-    y = _flip(_select((k & 1) != 0, c, s), k)
-    y = _select(abs(x) < TRIG_LIMIT, y, _NAN)
-    return _select(abs(x) < 2.0**-26, x, y)
+    k = bits(q + _SHIFT)
+    y = flip(select((k & 1) != 0, c, s), k)
+    y = select(abs(x) < TRIG_LIMIT, y, _NAN)
+    return select(abs(x) < 2.0**-26, x, y)
 
 
-@_public
+@scalar("f64")
 def cos_f64(x):
     """Cosine for float64."""
     q, s, s_lo, c, c_lo = _sincos_reduced(x)
-    k = _bits64(q + _SHIFT)
-    y = _flip(_select((k & 1) != 0, s, c), k + 1)
-    return _select(abs(x) < TRIG_LIMIT, y, _NAN)
+    k = bits(q + _SHIFT)
+    y = flip(select((k & 1) != 0, s, c), k + 1)
+    return select(abs(x) < TRIG_LIMIT, y, _NAN)
 
 
-@_public
+@scalar("f64")
 def tan_f64(x):
     """Tangent for float64."""
     q, s, s_lo, c, c_lo = _sincos_reduced(x)
-    odd = (_bits64(q + _SHIFT) & 1) != 0
-    num = _select(odd, -c, s)
-    num_lo = _select(odd, -c_lo, s_lo)
-    den = _select(odd, s, c)
-    den_lo = _select(odd, s_lo, c_lo)
+    odd = (bits(q + _SHIFT) & 1) != 0
+    num = select(odd, -c, s)
+    num_lo = select(odd, -c_lo, s_lo)
+    den = select(odd, s, c)
+    den_lo = select(odd, s_lo, c_lo)
     t = num / den
     y = t + (num_lo - t * den_lo) / den  # (num + num_lo) / (den + den_lo) to first order
-    y = _select(abs(x) < TRIG_LIMIT, y, _NAN)
-    return _select(abs(x) < 2.0**-27, x, y)
+    y = select(abs(x) < TRIG_LIMIT, y, _NAN)
+    return select(abs(x) < 2.0**-27, x, y)
 
 
-@_public
+@scalar("f64")
 def arctan_f64(x):
     """Inverse tangent for float64."""
     # arctan(a) = base + arctan(u): u = a (base 0), (a - 1) / (a + 1) (pi/4), -1/a (pi/2).
     a = abs(x)
     big = a > _TAN_3PIO8
     mid = a > _TAN_PIO8
-    num = _select(big, -1.0, _select(mid, a - 1.0, a))
-    den = _select(big, a, _select(mid, a + 1.0, 1.0))
+    num = select(big, -1.0, select(mid, a - 1.0, a))
+    den = select(big, a, select(mid, a + 1.0, 1.0))
     u = num / den
-    base_hi = _select(big, _PIO2_HI, _select(mid, _PIO4_HI, 0.0))
-    base_lo = _select(big, _PIO2_LO, _select(mid, _PIO4_LO, 0.0))
+    base_hi = select(big, _PIO2_HI, select(mid, _PIO4_HI, 0.0))
+    base_lo = select(big, _PIO2_LO, select(mid, _PIO4_LO, 0.0))
     z = u * u
-    y = base_hi + (u + (base_lo + (u * z) * _horner(z, _ATAN_P)))
-    return math.copysign(y, x)
+    y = base_hi + (u + (base_lo + (u * z) * horner(z, _ATAN_P)))
+    return copysign(y, x)
 
 
-@_public
+@scalar("f64")
 def tanh_f64(x):
     """Hyperbolic tangent for float64."""
     a = abs(x)
-    em, em_lo = _expm1_hilo(2.0 * _select(a > 20.0, 20.0, a))  # tanh(20) rounds to 1
+    em, em_lo = _expm1_hilo(2.0 * select(a > 20.0, 20.0, a))  # tanh(20) rounds to 1
     d = em + 2.0
-    d_lo = _select(em < 2.0, (2.0 - d) + em, (em - d) + 2.0) + em_lo  # em + 2 = d + d_lo
+    d_lo = select(em < 2.0, (2.0 - d) + em, (em - d) + 2.0) + em_lo  # em + 2 = d + d_lo
     q = d_lo / d
     t = em / d
     # (em + em_lo) / (d + d_lo) to first order; for larger a, 1 - 2 / (d + d_lo) rounds
     # once near 1 (and saturates exactly where tanh does).
-    y = _select(a > 0.75, 1.0 - (2.0 / d) * (1.0 - q), t + (em_lo - t * d_lo) / d)
-    return math.copysign(y, x)
+    y = select(a > 0.75, 1.0 - (2.0 / d) * (1.0 - q), t + (em_lo - t * d_lo) / d)
+    return copysign(y, x)
 
 
-@_public
+@scalar("f64")
 def sigmoid_f64(x):
     """Logistic sigmoid 1 / (1 + exp(-x)) for float64, without overflow."""
     e, e_lo = _exp_hilo(-abs(x))
     return sigmoid_from_f64(x, e, e_lo)
 
 
-@_jit
+@scalar("f64")
 def softplus_f64(x):
     """log(1 + exp(x)) for float64, without overflow."""
     e, e_lo = _exp_hilo(-abs(x))
@@ -533,7 +422,7 @@ def softplus_f64(x):
 # compute that exponential (and its log1p) once. Same formulas, so the same results.
 
 
-@_public
+@scalar("f64")
 def exp_neg_abs_f64(x):
     """``exp(-|x|)`` as a float64 pair ``(e, e_lo)`` (value and low-order correction)."""
     return _exp_hilo(-abs(x))
@@ -542,38 +431,38 @@ def exp_neg_abs_f64(x):
 softplus_log_f64 = log1p_f64  # log1p(e) for the e of exp_neg_abs_f64
 
 
-@_jit
+@scalar("f64", "f64", "f64")
 def sigmoid_from_f64(x, e, e_lo):
     """``sigmoid_f64(x)`` given ``exp_neg_abs_f64(x)`` (or of ``-x``)."""
     d = 1.0 + e
     d_lo = ((1.0 - d) + e) + e_lo  # 1 + exp(-|x|) = d + d_lo
     t = e / d
     v = t + (e_lo - t * d_lo) / d  # sigmoid(-|x|) = (e + e_lo) / (d + d_lo), first order
-    return _select(x >= 0.0, 1.0 - v, v)
+    return select(x >= 0.0, 1.0 - v, v)
 
 
-@_jit
+@scalar("f64", "f64", "f64", "f64")
 def softplus_from_f64(x, e, e_lo, log1p_e):
     """``softplus_f64(x)`` given ``exp_neg_abs_f64(x)`` and ``softplus_log_f64`` of it."""
     # log1p(e + e_lo) ~ log1p(e) + e_lo / (1 + e); a rough 1 / (1 + e) is enough there
-    return (log1p_e + e_lo * (1.0 - 0.5 * e)) + _select(x > 0.0, x, 0.0)
+    return (log1p_e + e_lo * (1.0 - 0.5 * e)) + select(x > 0.0, x, 0.0)
 
 
-@_jit
+@scalar("f64")
 def erf_f64(x):
     """Error function for float64."""
-    small = x + x * _horner(x * x, _ERF_P)
+    small = x + x * horner(x * x, _ERF_P)
     a = abs(x)
-    a = _select(a > 6.0, 6.0, a)  # erf(6) rounds to 1
+    a = select(a > 6.0, 6.0, a)  # erf(6) rounds to 1
     # a**2 = sq + sq_lo exactly (Dekker: a_hi has 26 bits), and exp(-sq - sq_lo) ~
     # exp(-sq) * (1 - sq_lo): erfc keeps its relative accuracy up to a = 6.
-    a_hi = _f64(_bits64(a) & -134217728)
+    a_hi = from_bits(bits(a) & -134217728)
     a_lo = a - a_hi
     sq = a * a
     sq_lo = ((a_hi * a_hi - sq) + 2.0 * a_hi * a_lo) + a_lo * a_lo
-    q = _horner((a - 3.0) / (a + 3.0), _ERFC_Q)
+    q = horner((a - 3.0) / (a + 3.0), _ERFC_Q)
     erfc = exp_f64(-sq) * (q - q * sq_lo)
-    return _select(a < 0.84, small, math.copysign(1.0 - erfc, x))
+    return select(a < 0.84, small, copysign(1.0 - erfc, x))
 
 
 # ----------------------------------------------------------------------------------------
@@ -615,176 +504,170 @@ _INVLN10 = 0.43429448190325176
 _LOG10_2 = 0.3010299956639812
 
 
-@_jit
 def _exp32(x):
     """exp(x) in float64 to 2**-33 for float32-sized arguments."""
-    xc = _select(x > 90.0, 90.0, x)  # beyond float32's range either way; NaN passes
-    xc = _select(xc < -110.0, -110.0, xc)
-    kf = np.rint(xc * _LOG2E)
+    xc = select(x > 90.0, 90.0, x)  # beyond float32's range either way; NaN passes
+    xc = select(xc < -110.0, -110.0, xc)
+    kf = rint(xc * _LOG2E)
     r = xc - kf * _LN2
-    p = 1.0 + (r + (r * r) * _horner(r, _EXP32_P))
-    return p * _pow2(_bits64(kf + _SHIFT) - _SHIFT_BITS)
+    p = 1.0 + (r + (r * r) * horner(r, _EXP32_P))
+    return p * pow2(bits(kf + _SHIFT) - _SHIFT_BITS)
 
 
-@_jit
 def _expm1_32(x):
     """exp(x) - 1 in float64 to 2**-33 relative, for float32-sized arguments."""
-    xc = _select(x > 90.0, 90.0, x)
-    xc = _select(xc < -20.0, -20.0, xc)  # expm1(-20) rounds to -1 in float32
-    kf = np.rint(xc * _LOG2E)
+    xc = select(x > 90.0, 90.0, x)
+    xc = select(xc < -20.0, -20.0, xc)  # expm1(-20) rounds to -1 in float32
+    kf = rint(xc * _LOG2E)
     r = xc - kf * _LN2
-    em = r + (r * r) * _horner(r, _EXPM1_32_P)
-    s = _pow2(_bits64(kf + _SHIFT) - _SHIFT_BITS)
-    return _select(x == 0.0, x, s * em + (s - 1.0))  # keeps the sign of zero
+    em = r + (r * r) * horner(r, _EXPM1_32_P)
+    s = pow2(bits(kf + _SHIFT) - _SHIFT_BITS)
+    return select(x == 0.0, x, s * em + (s - 1.0))  # keeps the sign of zero
 
 
-@_jit
 def _log1p32(f):
     """log(1 + f) in float64 to 2**-37 relative, for f in [sqrt(1/2) - 1, sqrt(2) - 1]."""
     s = f / (2.0 + f)
     z = s * s
-    return s * (2.0 + z * _horner(z, _LOG32_P))
+    return s * (2.0 + z * horner(z, _LOG32_P))
 
 
-@_jit
 def _log32(x):
     """(e, log(m)) with x = 2**e * m, m in [sqrt(1/2), sqrt(2)), for positive normal
     float64 x (every float32 is one)."""
-    ix = _bits64(x)
+    ix = bits(x)
     e = (ix - _SQRT_HALF_BITS) >> 52
-    return _int_to_f64(e), _log1p32(_f64(ix - (e << 52)) - 1.0)
+    return int_to_f64(e), _log1p32(from_bits(ix - (e << 52)) - 1.0)
 
 
-@_jit
 def _log1p_core32(x):
     """log(1 + x) in float64 to 2**-36 relative, for float64 x > -1."""
     u = 1.0 + x
-    iu = _bits64(u)
+    iu = bits(u)
     e = (iu - _SQRT_HALF_BITS) >> 52
-    f = _select(e == 0, x, _f64(iu - (e << 52)) - 1.0)  # 1 + x may round; x may not
-    y = _int_to_f64(e) * _LN2 + _log1p32(f)
+    f = select(e == 0, x, from_bits(iu - (e << 52)) - 1.0)  # 1 + x may round; x may not
+    y = int_to_f64(e) * _LN2 + _log1p32(f)
     y = _log_specials(u, y)
-    return _select(x == 0.0, x, y)
+    return select(x == 0.0, x, y)
 
 
-@_jit
 def _sincos32(x):
     """(q, sin(r), cos(r)) with x = q * pi/2 + r as in _sincos_reduced, to float32 needs."""
-    q = np.rint(x * _TWO_OVER_PI)
+    q = rint(x * _TWO_OVER_PI)
     r = ((x - q * _PIO2_A) - q * _PIO2_B) - q * (_PIO2_C + _PIO2_D)
     z = r * r
-    sin_r = r + (r * z) * _horner(z, _SIN32_P)
-    cos_r = 1.0 - 0.5 * z + (z * z) * _horner(z, _COS32_P)
+    sin_r = r + (r * z) * horner(z, _SIN32_P)
+    cos_r = 1.0 - 0.5 * z + (z * z) * horner(z, _COS32_P)
     return q, sin_r, cos_r
 
 
-@_public
+@scalar("f32")
 def exp_f32(x):
     """exp(x) for float32."""
-    return np.float32(_exp32(np.float64(x)))
+    return to_f32(_exp32(to_f64(x)))
 
 
-@_public
+@scalar("f32")
 def expm1_f32(x):
     """exp(x) - 1 for float32, accurate near 0."""
-    return np.float32(_expm1_32(np.float64(x)))
+    return to_f32(_expm1_32(to_f64(x)))
 
 
-@_public
+@scalar("f32")
 def log_f32(x):
     """Natural logarithm for float32."""
-    xd = np.float64(x)
+    xd = to_f64(x)
     e, lm = _log32(xd)
-    return np.float32(_log_specials(xd, e * _LN2 + lm))
+    return to_f32(_log_specials(xd, e * _LN2 + lm))
 
 
-@_public
+@scalar("f32")
 def log2_f32(x):
     """Base-2 logarithm for float32."""
-    xd = np.float64(x)
+    xd = to_f64(x)
     e, lm = _log32(xd)
-    return np.float32(_log_specials(xd, e + lm * _INVLN2))
+    return to_f32(_log_specials(xd, e + lm * _INVLN2))
 
 
-@_public
+@scalar("f32")
 def log10_f32(x):
     """Base-10 logarithm for float32."""
-    xd = np.float64(x)
+    xd = to_f64(x)
     e, lm = _log32(xd)
-    return np.float32(_log_specials(xd, e * _LOG10_2 + lm * _INVLN10))
+    return to_f32(_log_specials(xd, e * _LOG10_2 + lm * _INVLN10))
 
 
-@_public
+@scalar("f32")
 def log1p_f32(x):
     """log(1 + x) for float32, accurate near 0."""
-    return np.float32(_log1p_core32(np.float64(x)))
+    return to_f32(_log1p_core32(to_f64(x)))
 
 
-@_public
+@scalar("f32")
 def sin_f32(x):
     """Sine for float32 (NaN for |x| >= TRIG_LIMIT, like sin_f64)."""
-    xd = np.float64(x)
+    xd = to_f64(x)
     q, s, c = _sincos32(xd)
-    k = _bits64(q + _SHIFT)
-    y = _flip(_select((k & 1) != 0, c, s), k)
-    y = _select(abs(xd) < TRIG_LIMIT, y, _NAN)
-    return np.float32(_select(xd == 0.0, xd, y))
+    k = bits(q + _SHIFT)
+    y = flip(select((k & 1) != 0, c, s), k)
+    y = select(abs(xd) < TRIG_LIMIT, y, _NAN)
+    return to_f32(select(xd == 0.0, xd, y))
 
 
-@_public
+@scalar("f32")
 def cos_f32(x):
     """Cosine for float32 (NaN for |x| >= TRIG_LIMIT, like cos_f64)."""
-    xd = np.float64(x)
+    xd = to_f64(x)
     q, s, c = _sincos32(xd)
-    k = _bits64(q + _SHIFT)
-    y = _flip(_select((k & 1) != 0, s, c), k + 1)
-    return np.float32(_select(abs(xd) < TRIG_LIMIT, y, _NAN))
+    k = bits(q + _SHIFT)
+    y = flip(select((k & 1) != 0, s, c), k + 1)
+    return to_f32(select(abs(xd) < TRIG_LIMIT, y, _NAN))
 
 
-@_public
+@scalar("f32")
 def tan_f32(x):
     """Tangent for float32 (NaN for |x| >= TRIG_LIMIT, like tan_f64)."""
-    xd = np.float64(x)
+    xd = to_f64(x)
     q, s, c = _sincos32(xd)
-    odd = (_bits64(q + _SHIFT) & 1) != 0
-    y = _select(odd, -c, s) / _select(odd, s, c)
-    y = _select(abs(xd) < TRIG_LIMIT, y, _NAN)
-    return np.float32(_select(xd == 0.0, xd, y))
+    odd = (bits(q + _SHIFT) & 1) != 0
+    y = select(odd, -c, s) / select(odd, s, c)
+    y = select(abs(xd) < TRIG_LIMIT, y, _NAN)
+    return to_f32(select(xd == 0.0, xd, y))
 
 
-@_public
+@scalar("f32")
 def arctan_f32(x):
     """Inverse tangent for float32."""
-    xd = np.float64(x)
+    xd = to_f64(x)
     a = abs(xd)
     big = a > _TAN_3PIO8
     mid = a > _TAN_PIO8
-    u = _select(big, -1.0, _select(mid, a - 1.0, a)) / _select(big, a, _select(mid, a + 1.0, 1.0))
-    base = _select(big, _PIO2_HI, _select(mid, _PIO4_HI, 0.0))
+    u = select(big, -1.0, select(mid, a - 1.0, a)) / select(big, a, select(mid, a + 1.0, 1.0))
+    base = select(big, _PIO2_HI, select(mid, _PIO4_HI, 0.0))
     z = u * u
-    return np.float32(math.copysign(base + (u + (u * z) * _horner(z, _ATAN32_P)), xd))
+    return to_f32(copysign(base + (u + (u * z) * horner(z, _ATAN32_P)), xd))
 
 
-@_public
+@scalar("f32")
 def tanh_f32(x):
     """Hyperbolic tangent for float32."""
-    xd = np.float64(x)
+    xd = to_f64(x)
     a = abs(xd)
-    em = _expm1_32(2.0 * _select(a > 10.0, 10.0, a))  # tanh(10) rounds to 1
-    y = _select(a > 0.75, 1.0 - 2.0 / (em + 2.0), em / (em + 2.0))
-    return np.float32(math.copysign(y, xd))
+    em = _expm1_32(2.0 * select(a > 10.0, 10.0, a))  # tanh(10) rounds to 1
+    y = select(a > 0.75, 1.0 - 2.0 / (em + 2.0), em / (em + 2.0))
+    return to_f32(copysign(y, xd))
 
 
-@_public
+@scalar("f32")
 def sigmoid_f32(x):
     """Logistic sigmoid 1 / (1 + exp(-x)) for float32, without overflow."""
-    return sigmoid_from_f32(x, _exp32(-abs(np.float64(x))), 0.0)
+    return sigmoid_from_f32(x, _exp32(-abs(to_f64(x))), 0.0)
 
 
-@_jit
+@scalar("f32")
 def softplus_f32(x):
     """log(1 + exp(x)) for float32, without overflow."""
-    e = _exp32(-abs(np.float64(x)))
+    e = _exp32(-abs(to_f64(x)))
     return softplus_from_f32(x, e, 0.0, _log1p_core32(e))
 
 
@@ -792,41 +675,41 @@ def softplus_f32(x):
 # arithmetic is exact enough for a float32 result.
 
 
-@_public
+@scalar("f32")
 def exp_neg_abs_f32(x):
     """``exp(-|x|)`` in float64 for a float32 ``x``, as the pair ``(e, 0.0)``."""
-    return _exp32(-abs(np.float64(x))), 0.0
+    return _exp32(-abs(to_f64(x))), 0.0
 
 
-@_public
+@scalar("f64")
 def softplus_log_f32(e):
     """``log1p(e)`` for the ``e`` of ``exp_neg_abs_f32``."""
     return _log1p_core32(e)
 
 
-@_jit
+@scalar("f32", "f64", "f64")
 def sigmoid_from_f32(x, e, e_lo):
     """``sigmoid_f32(x)`` given ``exp_neg_abs_f32(x)`` (or of ``-x``)."""
     v = e / (1.0 + e)  # sigmoid(-|x|)
-    return np.float32(_select(np.float64(x) >= 0.0, 1.0 - v, v))
+    return to_f32(select(to_f64(x) >= 0.0, 1.0 - v, v))
 
 
-@_jit
+@scalar("f32", "f64", "f64", "f64")
 def softplus_from_f32(x, e, e_lo, log1p_e):
     """``softplus_f32(x)`` given ``exp_neg_abs_f32(x)`` and ``softplus_log_f32`` of it."""
-    xd = np.float64(x)
-    return np.float32(log1p_e + _select(xd > 0.0, xd, 0.0))
+    xd = to_f64(x)
+    return to_f32(log1p_e + select(xd > 0.0, xd, 0.0))
 
 
-@_public
+@scalar("f32")
 def erf_f32(x):
     """Error function for float32."""
-    xd = np.float64(x)
-    small = xd + xd * _horner(xd * xd, _ERF32_P)
+    xd = to_f64(x)
+    small = xd + xd * horner(xd * xd, _ERF32_P)
     a = abs(xd)
-    a = _select(a > 4.0, 4.0, a)  # erf(4) rounds to 1 in float32
-    erfc = _exp32(-(a * a)) * _horner((a - 3.0) / (a + 3.0), _ERFC32_Q)
-    return np.float32(_select(a < 0.84, small, math.copysign(1.0 - erfc, xd)))
+    a = select(a > 4.0, 4.0, a)  # erf(4) rounds to 1 in float32
+    erfc = _exp32(-(a * a)) * horner((a - 3.0) / (a + 3.0), _ERFC32_Q)
+    return to_f32(select(a < 0.84, small, copysign(1.0 - erfc, xd)))
 
 
 # ----------------------------------------------------------------------------------------
@@ -848,54 +731,15 @@ NAMES = (
     "softplus",
     "erf",
 )
-#: name -> {"float64": f64 kernel, "float32": f32 kernel}, for code generators.
+#: name -> {"float64": f64 function, "float32": f32 function}, for code generators.
 FUNCTIONS = {n: {"float64": globals()[n + "_f64"], "float32": globals()[n + "_f32"]} for n in NAMES}
-
-# Generated code calls twins of the public functions compiled without Numba's CPython and
-# cfunc wrappers, which are ~20 ms of each one's first compile in a process. A twin called
-# from Python would crash the interpreter: they are private, and code generators name them
-# through ``compiled_name``.
-_twin = numba.njit(
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    pipeline_class=GeneratedCompiler,
-)
-_TWINS = {
-    name: _twin(fn.py_func)
-    for name, fn in list(globals().items())
-    if isinstance(fn, numba.core.registry.CPUDispatcher)
-    and fn.targetoptions.get("inline") != "always"
-    and not name.startswith("_")
-}
-globals().update({f"_compiled_{name}": twin for name, twin in _TWINS.items()})
-
-
-def compiled_name(name: str) -> str:
-    """The name (in this module) generated code calls for the function ``name``, such as
-    ``"exp_f64"``: its wrapper-less twin when it has one."""
-    return f"_compiled_{name}" if name in _TWINS else name
 
 
 def _generic(name):
-    f64, f32 = FUNCTIONS[name]["float64"], FUNCTIONS[name]["float32"]
-
-    def fn(x):
-        return f32(x) if isinstance(x, np.float32) else f64(x)
-
-    @overload(fn, inline="always")
-    def _typed(x):
-        if x == types.float32:
-            return f32.py_func
-        if x == types.float64:
-            return f64.py_func
-        return None
-
-    fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = f"Vectorisable {name} of a float32 or float64 scalar, callable from njit code."
-    return fn
+    return GenericFunction(name, FUNCTIONS[name]["float32"], FUNCTIONS[name]["float64"])
 
 
+# The dtype-generic names for njit code
 exp = _generic("exp")
 expm1 = _generic("expm1")
 log = _generic("log")

@@ -327,7 +327,7 @@ def test_exact_values(kernels):
     assert got["sigmoid"][7] == 0.5 and got["softplus"][8] == math.log(2.0)
 
 
-def test_shared_exponential_gives_the_same_sigmoid_and_softplus():
+def test_shared_exponential_gives_the_same_sigmoid_and_softplus(kernels):
     """``sigmoid_from``/``softplus_from`` on the ``exp_neg_abs`` of ``x`` or of ``-x`` equal
     ``sigmoid``/``softplus`` of ``x`` bit for bit (kernels share that exponential)."""
 
@@ -351,8 +351,8 @@ def test_shared_exponential_gives_the_same_sigmoid_and_softplus():
         x = np.array([-800.0, -40, -1.5, -0.0, 0.0, 1e-300, 0.3, 2, 40, 800, math.inf, -math.inf])
         x = np.concatenate([x, np.linspace(-30, 30, 601)]).astype(dt)
         got = kernel("f64" if dt == np.float64 else "f32")(x)
-        sig = np.array([vm.FUNCTIONS["sigmoid"][dt.__name__](v) for v in x], dt)
-        soft = np.array([vm.FUNCTIONS["softplus"][dt.__name__](v) for v in x], dt)
+        direct = evaluate(kernels, x)
+        sig, soft = direct["sigmoid"], direct["softplus"]
         for row, want in enumerate((sig, sig, soft, soft)):
             np.testing.assert_array_equal(got[row], want)
 
@@ -361,9 +361,32 @@ def test_slow_path_predicate():
     """trig_needs_slow_path flags exactly the finite arguments beyond TRIG_LIMIT."""
     lim = vm.TRIG_LIMIT
     cases = [(0.0, False), (lim / 2, False), (lim, True), (-1e300, True), (math.inf, False)]
-    cases.append((math.nan, False))
+    cases += [(math.nan, False), (np.float32(lim), True), (np.float32(-1.0), False)]
+    flags = numba.njit(lambda v: vm.trig_needs_slow_path(v))
     for v, flag in cases:
-        assert vm.trig_needs_slow_path(v) is flag, v
+        assert flags(v) is flag, v
+
+
+def test_trace_rejects_mixed_types():
+    """Tracing keeps Numba's types explicit: no implicit int/float mixing, no truth value."""
+    from llvmlite import ir
+
+    from fusegraph.backends.numba import scalar_ir as sir
+
+    fn = ir.Function(ir.Module(), ir.FunctionType(ir.VoidType(), [sir.F64, sir.I64]), "f")
+    builder = ir.IRBuilder(fn.append_basic_block())
+    x, k = (sir.Value(builder, a) for a in fn.args)
+    assert (x * 2 + 1.5).type == sir.F64 and (k >> 1 & 3).type == sir.I64
+    assert sir.select(x < 0.0, 1.0, 2.0).type == sir.F64
+    for bad in (lambda: x + k, lambda: k + 0.5, lambda: k / 2, lambda: x & 1, lambda: bool(x)):
+        with pytest.raises(TypeError):
+            bad()
+
+
+def test_called_from_python():
+    """The functions are traced into njit code; a call from Python says so."""
+    with pytest.raises(TypeError, match="exp_f64 is traced into njit code"):
+        vm.exp_f64(1.0)
 
 
 def test_generic_dispatch():
