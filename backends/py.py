@@ -41,7 +41,10 @@ def compile_graph(fgraph: FunctionGraph):
         for var in outputs:
             value = env[var]
             if not value.flags.owndata or id(value) in seen:
-                value = value.copy()
+                try:
+                    value = value.copy()
+                except MemoryError as exc:  # a broadcast view is copied out
+                    raise node_error(exc, var.owner, [value]) if var.owner else exc from exc
             seen.add(id(value))
             results.append(value)
         return results

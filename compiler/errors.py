@@ -31,7 +31,7 @@ def node_error(exc: BaseException, node, input_values) -> BaseException:
         f"  input shapes: {shapes}\n"
         f"  node built at: {node.trace}"
     )
-    for kind in (IndexError, ValueError, TypeError, ZeroDivisionError, OverflowError):
+    for kind in (IndexError, ValueError, TypeError, ZeroDivisionError, OverflowError, MemoryError):
         if isinstance(exc, kind):
             return kind(message)
     return RuntimeError(message)

@@ -111,6 +111,12 @@ def _check_inputs(inputs, label):
             )
         if var in inputs[:pos]:
             raise ValueError(f"{what} ({var}) appears twice in the inputs")
+        same = [i for i, v in enumerate(inputs[:pos]) if var.name and v.name == var.name]
+        if same:
+            raise ValueError(
+                f"{what} and input {same[0]} are both named {var.name!r}: a call by keyword "
+                "would be ambiguous; give them distinct names"
+            )
 
 
 def _check_updates(updates, label):
@@ -488,6 +494,8 @@ class Function:
 
     def _convert(self, pos, var, arg):
         arr = arg if isinstance(arg, np.ndarray) else np.asarray(arg)
+        if not arr.dtype.isnative:  # big-endian data on a little-endian machine
+            arr = arr.astype(arr.dtype.newbyteorder("="))
         where = f"{self._label}: argument {pos} ({var.name or 'unnamed'})"
         if arr.dtype.name != var.dtype:
             if not lossless(arg, var.dtype):

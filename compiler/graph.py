@@ -101,6 +101,13 @@ class Apply:
             if not isinstance(v, Variable):
                 raise TypeError(f"{op}: input {i} is {type(v).__name__}, not a Variable")
 
+    def __getstate__(self):  # for pickle protocols 0 and 1, which need it with __slots__
+        return {s: getattr(self, s) for s in self.__slots__}
+
+    def __setstate__(self, state):
+        for attr, value in state.items():
+            object.__setattr__(self, attr, value)
+
     def __repr__(self) -> str:
         return f"{self.op}({', '.join(map(repr, self.inputs))})"
 

@@ -54,6 +54,8 @@ class SharedVariable(Variable):
     def filter(self, value, copy: bool = True) -> np.ndarray:
         """Check ``value`` against this variable's type and return it as an array."""
         arr = np.asarray(value)
+        if not arr.dtype.isnative:  # big-endian data on a little-endian machine
+            arr, copy = arr.astype(arr.dtype.newbyteorder("=")), False
         if arr.dtype.name != self.dtype:
             if not lossless(value, self.dtype):
                 raise TypeError(
@@ -77,7 +79,7 @@ def shared(value, name=None, borrow: bool = False) -> SharedVariable:
     """
     arr = np.asarray(value)
     dtype = as_dtype(arr.dtype)
-    if arr.dtype.name != dtype:
+    if arr.dtype.name != dtype or not arr.dtype.isnative:  # also big-endian data
         arr = arr.astype(dtype)
     elif not borrow:
         arr = arr.copy()

@@ -149,6 +149,28 @@ def fmt_shape(shape) -> str:
 _KIND_NAMES = {0: "scalar", 1: "vector", 2: "matrix", 3: "tensor3", 4: "tensor4"}
 
 
+def size_error(shape: tuple, dtype: str) -> str | None:
+    """Why no array of ``dtype`` with these (static, None for unknown) dims can exist, or
+    None: NumPy's rule, the product of the nonzero dims times the item size must fit in
+    int64 bytes."""
+    nbytes = np.dtype(dtype).itemsize
+    for d in shape:
+        nbytes *= d or 1
+    if nbytes <= 2**63 - 1:
+        return None
+    return (
+        f"an array of shape {fmt_shape(shape)} and dtype {dtype} would be larger than the "
+        "maximum possible size (2**63 - 1 bytes)"
+    )
+
+
+def check_size(op, shape: tuple, dtype: str) -> None:
+    """ValueError naming ``op`` when its result of ``shape`` and ``dtype`` is too big."""
+    problem = size_error(shape, dtype)
+    if problem:
+        raise ValueError(f"{op}: {problem}")
+
+
 @dataclass(frozen=True, slots=True)
 class TensorType:
     """The type of a tensor variable: ``dtype`` and a static ``shape`` (int or None per dim)."""
@@ -162,6 +184,9 @@ class TensorType:
         if any(d is not None and d < 0 for d in shape):
             raise ValueError(f"static dims must be >= 0 or None, got {shape}")
         object.__setattr__(self, "shape", shape)
+        problem = size_error(shape, self.dtype)
+        if problem:
+            raise ValueError(problem)
 
     @property
     def ndim(self) -> int:

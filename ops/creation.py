@@ -19,7 +19,7 @@ from fusegraph.ops.shape import (
     shape,
     shape_i,
 )
-from fusegraph.types import TensorType, as_dtype, is_float, is_int, upcast
+from fusegraph.types import TensorType, as_dtype, check_size, is_float, is_int, upcast
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Alloc(Op):
     def make_node(self, value, shape) -> Apply:
         value, shape = as_tensor(value), _int_vector(self, shape)
         out = broadcast_shape_to(self, value.type.shape, _target_entries(self, shape))
+        check_size(self, out, value.dtype)
         return Apply(self, [value, shape], [TensorType(value.dtype, out)])
 
     def impl(self, value, shape):

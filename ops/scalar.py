@@ -72,7 +72,7 @@ def _lgamma(v: float) -> float:
 
 def _digamma(x):
     """The digamma function psi = d/dx log(gamma(x)), elementwise on a float64 array."""
-    x = np.array(x, dtype="float64")
+    x = x0 = np.array(x, dtype="float64")
     out = np.zeros_like(x)
     # Reflection psi(x) = psi(1 - x) - pi / tan(pi x) brings x < 0.5 to x >= 0.5.
     low = x < 0.5
@@ -86,8 +86,8 @@ def _digamma(x):
     inv2 = 1 / (x * x)
     series = inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 / 132))))
     out += np.log(x) - 0.5 / x - series
-    poles = low & (np.floor(np.where(low, 1 - x, 0.5)) == np.where(low, 1 - x, 0.5))
-    out[poles] = np.nan
+    # Poles at the negative integers (SciPy's NaN); at +-0 the reflection gives -+inf.
+    out[(x0 < 0) & (np.floor(x0) == x0)] = np.nan
     return out
 
 
@@ -352,10 +352,34 @@ class Cast(ScalarOp):
         return 1
 
     def impl(self, x):
+        if x.dtype.kind == "f" and np.dtype(self.dtype).kind in "iu":
+            return float_to_int(x, self.dtype)
         return x.astype(self.dtype)
 
     def __str__(self) -> str:
         return f"cast{{{self.dtype}}}"
+
+
+def float_to_int(x, dtype):
+    """Convert a float array to the integer ``dtype`` as x86-64's conversions do, defined for
+    every input (NumPy's ``astype`` leaves NaN, inf and out-of-range values undefined):
+    truncation toward zero; int8, int16, int32, uint8 and uint16 go through int32, int64
+    and uint32 through int64, where NaN and out-of-range values give that type's minimum,
+    then wrap to the target width; uint64 converts [2**63, 2**64) exactly and the rest
+    through int64. Both backends do this."""
+    x = np.asarray(x, dtype=np.float64)
+    dtype = np.dtype(dtype)
+    if dtype == np.uint64:
+        big = x >= 2.0**63
+        wide = float_to_int(np.where(big, x - 2.0**63, x), np.int64).astype(np.uint64)
+        return np.where(big, wide ^ np.uint64(2**63), wide)
+    lo, hi = (
+        (-(2.0**63), 2.0**63)
+        if dtype.itemsize == 8 or dtype == np.uint32
+        else (-(2.0**31), 2.0**31)
+    )
+    ok = (x >= lo) & (x < hi)  # NaN fails both: replaced by lo, like out-of-range values
+    return np.where(ok, np.trunc(np.where(ok, x, 0.0)), lo).astype(np.int64).astype(dtype)
 
 
 @lru_cache(maxsize=4096)

@@ -20,7 +20,7 @@ from fusegraph.graph import (
     static_value,
 )
 from fusegraph.ops.elemwise import cast, mul
-from fusegraph.types import TensorType, fmt_shape, is_int, upcast
+from fusegraph.types import TensorType, check_size, fmt_shape, is_int, upcast
 
 AxisError = np.exceptions.AxisError
 
@@ -214,7 +214,9 @@ class Reshape(Op):
         if length is not None and length != self.ndim:
             raise ValueError(f"{self}: the shape vector has {length} entries, expected {self.ndim}")
         entries = static_int_tuple(shape) if length is not None else (None,) * self.ndim
-        return Apply(self, [x, shape], [TensorType(x.dtype, self._static_shape(x, entries))])
+        out = self._static_shape(x, entries)
+        check_size(self, tuple(e if e is None or e >= 0 else None for e in entries), x.dtype)
+        return Apply(self, [x, shape], [TensorType(x.dtype, out)])
 
     def _static_shape(self, x, entries) -> tuple:
         if any(e is not None and e < -1 for e in entries) or entries.count(-1) > 1:
@@ -474,6 +476,7 @@ class BroadcastTo(Op):
     def make_node(self, x, shape) -> Apply:
         x, shape = as_tensor(x), _int_vector(self, shape)
         out = broadcast_shape_to(self, x.type.shape, _target_entries(self, shape))
+        check_size(self, out, x.dtype)
         return Apply(self, [x, shape], [TensorType(x.dtype, out)])
 
     def impl(self, x, shape):

@@ -15,7 +15,7 @@ import numpy as np
 from fusegraph.graph import Constant, constant, static_value
 from fusegraph.ops.checks import CheckParameterValue
 from fusegraph.ops.creation import Alloc
-from fusegraph.ops.elemwise import Elemwise, add, cast, mul
+from fusegraph.ops.elemwise import Elemwise, add, cast, lt, maximum, mul
 from fusegraph.ops.grad_ops import SumTo
 from fusegraph.ops.indexing import Subtensor, getitem
 from fusegraph.ops.reduction import Reduce
@@ -130,6 +130,22 @@ def _count(vec, axes, dtype):
     for p in parts:
         total = p if total is None else mul(total, p)
     return cast(total, dtype)
+
+
+def _size_guard(count, vec, ndim, dtype):
+    """``count``, checked at run time (when some entry of the shape vector ``vec`` is not
+    static) as the broadcast it replaces was: ValueError when an array of that shape would
+    hold 2**62 bytes or more (its product in float64, which cannot wrap around, with a
+    margin for rounding) -- a count that wrapped around would give a wrong sum."""
+    entries = shape_entries(vec, ndim)
+    if None not in entries:
+        return count  # static dims were checked when the broadcast's type was made
+    known = math.prod(e or 1 for e in entries if e is not None)
+    nbytes = constant(float(np.dtype(dtype).itemsize * known))
+    for a, e in enumerate(entries):
+        if e is None:
+            nbytes = mul(nbytes, maximum(cast(shape_entry(vec, a), "float64"), 1.0))
+    return CheckParameterValue("array is too big")(count, lt(nbytes, 2.0**62))
 
 
 def _drop_axes(x, axes):
@@ -545,7 +561,7 @@ def sum_of_broadcast(node, x, shape):
     if None in target or dims(y) != target:
         y = BroadcastTo()(y, _shape_vector(shape, kept))
     if counted:
-        y = mul(y, _count(shape, counted, out.dtype))
+        y = mul(y, _size_guard(_count(shape, counted, out.dtype), shape, bc.ndim, bc.dtype))
     if op.keepdims:
         y = _keep_axes(y, op.axis, bc.ndim)
     return _checked(node, y)

@@ -173,7 +173,7 @@ def module_name(source: str) -> str:
 
 _lock = threading.Lock()
 _name_locks: dict[str, threading.Lock] = {}
-_stats = {"memory_hits": 0, "disk_hits": 0, "misses": 0, "repaired": 0, "uncached": 0}
+_stats = {"memory_hits": 0, "disk_hits": 0, "misses": 0, "repaired": 0, "uncached": 0, "unsaved": 0}
 _warned: set[str] = set()
 _fallback: dict[str, object] = {}  # "dir": Path | None (None: mkdtemp failed), "pid": int
 
@@ -200,7 +200,8 @@ def stats() -> dict[str, int]:
     """This process's counts: ``memory_hits`` (already loaded), ``disk_hits`` (a verified
     file was imported), ``misses`` (the file was missing or corrupt and was written, or the
     module ran from memory), ``repaired`` (corrupt files rewritten or removed) and
-    ``uncached`` (modules executed without a file, so without Numba's cache)."""
+    ``uncached`` (modules executed without a file, so without Numba's cache) and
+    ``unsaved`` (functions Numba compiled but could not write to its cache)."""
     with _lock:
         return dict(_stats)
 
@@ -225,6 +226,18 @@ def _warn(kind: str, message: str, stacklevel: int = 4) -> None:
             return
         _warned.add(kind)
     warnings.warn(message, CacheWarning, stacklevel=stacklevel)  # load_module's caller
+
+
+def numba_write_failed(exc: OSError) -> None:
+    """Numba compiled a function but could not write its cache files (``link.compile_for``
+    saw the error): the code runs from memory; warn once."""
+    _count("unsaved")
+    _warn(
+        "unsaved",
+        f"Numba could not write its cache files ({exc}); the compiled code runs from memory "
+        "and will be compiled again in a new process",
+        stacklevel=5,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -277,7 +290,8 @@ def _numba_files(directory: Path, name: str) -> list[Path]:
 
 def _check_numba_files(directory: Path, name: str) -> bool:
     """Remove this module's Numba cache files if any of them is damaged (Numba would crash
-    on a truncated index or data file). Returns whether something was removed."""
+    on a truncated index or data file) or holds another module's code (which Numba would
+    run). Returns whether something was removed."""
     files = _numba_files(directory, name)
     bad = False
     for path in files:
@@ -294,8 +308,9 @@ def _check_numba_files(directory: Path, name: str) -> bool:
                 ok = _pickle_complete(rest)
             except Exception:
                 ok = False
-        else:
-            ok = _pickle_complete(data)
+        else:  # whole, and this module's: a data file swapped in from another function
+            # is a valid pickle, and Numba would run that function's code
+            ok = _pickle_complete(data) and name.encode() in data
         if not ok:
             bad = True
             break

@@ -108,7 +108,15 @@ def compile_for(dispatcher, signature) -> str:
     """Compile ``dispatcher`` for ``signature`` (argument types, or a signature): ``"disk"``
     if Numba loaded it from its disk cache, else ``"compiled"``."""
     hits = dispatcher.stats.cache_hits.get(signature, 0)
-    dispatcher.compile(signature)
+    try:
+        dispatcher.compile(signature)
+    except OSError as exc:
+        # Numba registers the machine code before it writes its cache files: when those
+        # cannot be written (a full disk, a file-size limit), only the files are lost.
+        args = getattr(signature, "args", signature)
+        if tuple(args) not in dispatcher.overloads:
+            raise
+        cache.numba_write_failed(exc)
     return "disk" if dispatcher.stats.cache_hits.get(signature, 0) > hits else "compiled"
 
 
@@ -228,6 +236,10 @@ def emit_call(context, builder, name: str, values, types):
     signature = signature_of(name)
     owned, args = [], []
     for value, actual, (param, blas) in zip(values, types, operands(signature)):
+        if isinstance(actual, numba.types.Array) and not actual.mutable:
+            # a read-only view (np.broadcast_to's) has the same data model: kernels never
+            # write their inputs, so it passes as its mutable type, as the glue passes it
+            actual = actual.copy(readonly=False)
         function = needs_helper(actual, param, blas)
         if function is None:
             args.append(context.cast(builder, value, actual, param))

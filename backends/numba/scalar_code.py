@@ -12,14 +12,14 @@ the njit helpers of ``HELPERS`` and the vectorisable functions of ``vecmath``.""
 # in float64 literals; truncating the wide result back gives NumPy's wrap-around, since
 # +, -, * and the integer power loop commute with reduction modulo 2**bits.
 #
-# Decisions where NumPy has no defined answer (documented, not tested as equal):
-# - ``pow`` of signed integers with a negative exponent raises ValueError in NumPy; here it
-#   gives the real power truncated toward zero (1 for base 1, +-1 for base -1, else 0).
+# Decisions where NumPy has no defined answer (the py backend does the same; tested equal):
 # - Casting NaN, +-inf or a float beyond the target range to an integer is undefined in C and
-#   NumPy. Here it goes through int64 (uint64: through the split conversion a C compiler
-#   emits), which reproduces NumPy on x86-64 for values whose integer part fits in int64
-#   (e.g. -1.0 -> 255 for uint8, 300.0 -> 44 for uint8); NaN and values beyond int64 give
-#   whatever LLVM's fptosi gives.
+#   NumPy; here it is what x86-64's conversions give (``ops.scalar.float_to_int``): int8,
+#   int16, int32, uint8 and uint16 convert through int32, int64 and uint32 through int64,
+#   NaN and out-of-range values giving that type's minimum, then wrap to the target width;
+#   uint64 converts [2**63, 2**64) exactly and the rest through int64. This is NumPy's result
+#   on x86-64 except for uint32 beyond its range, where NumPy's varies with the SIMD
+#   instructions of the CPU.
 # - Integer floor_div/mod by zero give 0 and ``MIN // -1`` gives MIN, as NumPy (which also
 #   warns; compiled code does not).
 
@@ -100,16 +100,12 @@ def _mod_uint(a, b):
 
 @_helper
 def _pow_int(a, b):
-    """NumPy's signed integer power loop (square and multiply, wrapping). For b < 0, where
-    NumPy raises ValueError, the real power truncated toward zero."""
+    """NumPy's signed integer power loop (square and multiply, wrapping); a negative
+    exponent raises ValueError, as in NumPy."""
     a = np.int64(a)
     b = np.int64(b)
     if b < 0:
-        if a == 1:
-            return np.int64(1)
-        if a == -1:
-            return np.int64(1) if (b & 1) == 0 else np.int64(-1)
-        return np.int64(0)
+        raise ValueError("Integers to negative integer powers are not allowed.")
     out = a if (b & 1) != 0 else np.int64(1)
     b >>= 1
     while b > 0:
@@ -155,14 +151,29 @@ def _lt_us(a, b):
 
 
 @_helper
-def _f_to_u64(x):
-    """Float to uint64 as a C compiler does it on x86-64 (two's-complement wrap for negative
-    values whose integer part fits in int64)."""
+def _f_to_i32(x):
+    """Float to int32 as x86-64 converts it: NaN and values out of range give INT32_MIN."""
     x = np.float64(x)
-    big = x >= 9223372036854775808.0
-    i = np.int64(x - 9223372036854775808.0 if big else x)
-    u = np.uint64(i)
-    return u ^ np.uint64(9223372036854775808) if big else u
+    ok = (x > -2147483649.0) & (x < 2147483648.0)
+    return np.int32(x) if ok else np.int32(-2147483648)
+
+
+@_helper
+def _f_to_i64(x):
+    """Float to int64 as x86-64 converts it: NaN and values out of range give INT64_MIN."""
+    x = np.float64(x)
+    ok = (x >= -9223372036854775808.0) & (x < 9223372036854775808.0)
+    return np.int64(x) if ok else np.int64(-9223372036854775808)
+
+
+@_helper
+def _f_to_u64(x):
+    """Float to uint64 as a C compiler does it on x86-64: [2**63, 2**64) exactly, the rest
+    through int64 (two's-complement wrap for negative values)."""
+    x = np.float64(x)
+    if x >= 9223372036854775808.0:
+        return np.uint64(_f_to_i64(x - 9223372036854775808.0)) ^ np.uint64(9223372036854775808)
+    return np.uint64(_f_to_i64(x))
 
 
 # ----------------------------------------------------------------------------------------
@@ -249,6 +260,7 @@ _float_helpers(np.float64, "f64")
 def _psi(x):
     """Digamma of a float64, the same operations as the NumPy reference of ops/scalar.py."""
     out = 0.0
+    x0 = x
     low = x < 0.5
     if low:
         out = -np.pi / np.tan(np.pi * x)
@@ -262,7 +274,7 @@ def _psi(x):
         1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240 - inv2 / 132)))
     )
     out += np.log(x) - 0.5 / x - series
-    if low and np.floor(1.0 - x) == 1.0 - x:
+    if x0 < 0.0 and np.floor(x0) == x0:
         out = np.nan
     return out
 
@@ -335,12 +347,10 @@ def cast_expr(arg: str, src: str, dst: str) -> str:
         return arg
     if dst == "bool":
         return f"({arg} != 0)"
-    if _is_float(src) and not _is_float(dst):
-        # Through int64: fptosi straight to a narrow int is poison for out-of-range values,
-        # while NumPy (C on x86-64) wraps them; see the header for the undefined cases.
-        if dst == "uint64":
-            return f"_f_to_u64({arg})"
-        return f"np.int64({arg})" if dst == "int64" else f"np.{dst}(np.int64({arg}))"
+    if _is_float(src) and not _is_float(dst):  # x86-64's conversions (see the header)
+        if dst in ("int64", "uint64"):
+            return f"_f_to_{'i' if dst == 'int64' else 'u'}64({arg})"
+        return f"np.{dst}(_f_to_i{64 if dst == 'uint32' else 32}({arg}))"
     return f"np.{dst}({arg})"
 
 

@@ -2,6 +2,7 @@
 threads and processes loading the same source at once, and the ``cache`` command line."""
 
 import json
+import math
 import os
 import pickle
 import subprocess
@@ -162,6 +163,7 @@ def test_disk_hit_in_process_and_module_attributes(cachedir):
         "misses": 1,
         "repaired": 0,
         "uncached": 0,
+        "unsaved": 0,
     }
     assert sys.modules[again.__name__] is again
     assert again.__name__ == cache.module_name(source)
@@ -393,3 +395,90 @@ def test_cli_on_a_missing_dir_and_bad_usage(tmp_path):
     assert not missing.exists()
     out = _cli(missing, "cache", "purge")
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# damage seen from a whole function: swapped data, a full disk, a read-only cache
+
+
+@needs_in_tree_numba_cache
+def test_a_swapped_numba_data_file_is_removed_and_recompiled(cachedir):
+    """A data file of another function is a valid pickle: Numba would run that code."""
+    a_source, b_source = _source("x + 1"), _source("x * 3")
+    a, b = cache.load_module(a_source), cache.load_module(b_source)
+    assert (a.f(1), b.f(2)) == (2, 6)
+    pycache = Path(a.__file__).parent / "__pycache__"
+    [a_data] = pycache.glob(a.__name__ + ".*.nbc")
+    [b_data] = pycache.glob(b.__name__ + ".*.nbc")
+    a_data.write_bytes(b_data.read_bytes())
+    _forget(a)
+    with pytest.warns(CacheWarning, match="corrupt"):
+        a = cache.load_module(a_source)
+    assert a.f(1) == 2
+
+
+FUNCTION_CHILD = """
+import resource, signal, sys, warnings
+limit = int(sys.argv[1])
+if limit:  # a file-size limit: writes beyond it fail with EFBIG, as on a full disk
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+warnings.simplefilter("always")
+import numpy as np
+import fusegraph as fg
+x = fg.vector("x")
+print([float(fg.function([x], fg.exp(x) * float(v))(np.ones(1))[0]) for v in sys.argv[2:]])
+"""
+
+
+def _function_child(base, limit, *factors):
+    """Compile ``exp(x) * factor`` per factor in a fresh process; (values, stderr)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", FUNCTION_CHILD, str(limit), *map(str, factors)],
+        env=dict(_env(base), FUSEGRAPH_PROGRESS="0"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.parametrize("limit", [100, 20000])  # no module file fits / only Numba's data
+def test_a_full_disk_compiles_in_memory_with_one_warning(tmp_path, limit):
+    values, stderr = _function_child(tmp_path / "cache", limit, 2, 3)
+    assert values == pytest.approx([2 * math.e, 3 * math.e])
+    assert stderr.count("CacheWarning") == 1 and "File too large" in stderr
+    values, stderr = _function_child(tmp_path / "cache", 0, 2)  # then without the limit
+    assert values == pytest.approx([2 * math.e]) and "CacheWarning" not in stderr
+
+
+def _make_read_only(path: Path) -> bool:
+    """Make the tree read-only even for root (``chattr +i``), or by mode bits otherwise."""
+    if os.getuid() != 0:
+        for p in [path, *path.rglob("*")]:
+            p.chmod(p.stat().st_mode & 0o555)
+        return True
+    return subprocess.run(["chattr", "-R", "+i", str(path)], capture_output=True).returncode == 0
+
+
+def _make_writable(path: Path) -> None:
+    if os.getuid() == 0:
+        subprocess.run(["chattr", "-R", "-i", str(path)], capture_output=True)
+    for p in [path, *path.rglob("*")]:
+        p.chmod(p.stat().st_mode | 0o200)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_a_read_only_cache_serves_its_hits_and_compiles_the_rest_elsewhere(tmp_path):
+    base = tmp_path / "cache"
+    _function_child(base, 0, 2)  # warm for the first function
+    if not _make_read_only(base):
+        pytest.skip("cannot make a directory read-only here (chattr failed)")
+    try:
+        values, stderr = _function_child(base, 0, 2, 3)
+    finally:
+        _make_writable(base)
+    assert values == pytest.approx([2 * math.e, 3 * math.e])
+    assert stderr.count("CacheWarning") == 1 and "temporary directory" in stderr

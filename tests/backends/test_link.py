@@ -66,6 +66,22 @@ def test_linked_kernels_take_any_layout():
             np.testing.assert_allclose(got, w, rtol=1e-14)
 
 
+def test_a_read_only_broadcast_view_passes_to_a_linked_kernel(monkeypatch):
+    """np.broadcast_to's views are typed read-only, linked kernels take mutable C arrays:
+    through the glue, and through a small graph's calls of kernels loaded before (whose
+    conversion once failed to type)."""
+    x, n, k = fg.vector("x"), fg.scalar("n", dtype="int64"), fg.scalar("k", dtype="int64")
+    outs = [fg.broadcast_to(x, (n, k)).sum(), fg.broadcast_to(x, (n, k)).sum(0)]
+    glued = fg.function([x, n, k], outs)
+    monkeypatch.setattr(codegen, "LINK_NODES", 32)
+    small = fg.function([x, n, k], outs)
+    assert "_glue = glue.body(" in glued.source and "__fusegraph_kernels__[" in small.source
+    for f in (glued, small):
+        got = f(np.arange(3.0), 2, 3)
+        np.testing.assert_array_equal(got[0], 6.0)
+        np.testing.assert_array_equal(got[1], [0.0, 2.0, 4.0])
+
+
 def test_compile_stats_phases_and_units():
     x = fg.vector("x")
     f = fg.function([x], fg.sin(x) * fg.cosh(x) + 0.25)

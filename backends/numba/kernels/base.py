@@ -162,6 +162,16 @@ def _raise(code, cond, exc, msg):
         code(statement)
 
 
+def _check_size(code, dims, itemsize, exc, msg):
+    """``raise exc(msg)`` when an array of ``dims`` (non-negative ints) and ``itemsize`` could
+    not exist: NumPy's rule, the product of the nonzero dims times the item size must fit in
+    int64 (after a wrapped product, a view or a loop would run past its memory)."""
+    code(f"nbytes = {itemsize}", "big = False")
+    for s in dims:
+        code(f"d = {s} + ({s} == 0)", "big |= nbytes > 9223372036854775807 // d", "nbytes *= d")
+    _raise(code, "big", exc, msg)
+
+
 def _shape_vars(code, arr, prefix, ndim):
     names = [f"{prefix}{k}" for k in range(ndim)]
     for k, n in enumerate(names):

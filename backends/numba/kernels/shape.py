@@ -10,6 +10,7 @@ import numpy as np
 from fusegraph.backends.numba import scalar_code
 from fusegraph.backends.numba.kernels.base import (
     _at,
+    _check_size,
     _close,
     _Code,
     _loops,
@@ -85,6 +86,9 @@ def _reshape(op, in_types, out_types, name):
             code(f"{s} = size // known if free == {k} else {s}")
     with code.block("elif known != size:"):
         code('raise ValueError("cannot reshape array into the requested shape")')
+    # a product that wrapped around int64 can equal the size: check the dims themselves
+    itemsize = np.dtype(out_types[0].dtype).itemsize
+    _check_size(code, dims, itemsize, "ValueError", "cannot reshape array into the requested shape")
     if op.ndim == 0:
         _new(code, "out", [], out_types[0].dtype)
         code("out[()] = c_view(as_c(i0), (1,))[0]", "return out")
@@ -139,8 +143,9 @@ def keeps_order(op) -> bool:
     return kept == sorted(kept) and bool(op.new_order)
 
 
-def _check_broadcast_to(code, src_ndim, dims):
-    """ValueError unless an array ``i0`` of ``src_ndim`` dims broadcasts to ``dims``."""
+def _check_broadcast_to(code, src_ndim, dims, dtype):
+    """ValueError unless an array ``i0`` of ``src_ndim`` dims broadcasts to ``dims``, and
+    an array of ``dims`` and ``dtype`` could exist."""
     lead = len(dims) - src_ndim
     for s in dims:
         _raise(code, f"{s} < 0", "ValueError", "negative dimensions are not allowed")
@@ -148,13 +153,14 @@ def _check_broadcast_to(code, src_ndim, dims):
         d = dims[lead + k]
         cond = f"i0.shape[{k}] != 1 and i0.shape[{k}] != {d}"
         _raise(code, cond, "ValueError", "operands could not be broadcast to the shape")
+    _check_size(code, dims, np.dtype(dtype).itemsize, "ValueError", "array is too big")
 
 
 @_register(shape.BroadcastTo)
 def _broadcast_to(op, in_types, out_types, name):
     code = _Code(name, 2)
     dims = _read_shape_vector(code, "i1", len(out_types[0].shape))
-    _check_broadcast_to(code, len(in_types[0].shape), dims)
+    _check_broadcast_to(code, len(in_types[0].shape), dims, in_types[0].dtype)
     if not in_types[0].shape:
         code(f"return np.full({_tup(dims)}, i0[()], dtype={np_dtype(in_types[0].dtype)})")
     else:
@@ -199,7 +205,7 @@ def _alloc(op, in_types, out_types, name):
     out = out_types[0]
     dims = _read_shape_vector(code, "i1", len(out.shape))
     src_nd = len(in_types[0].shape)
-    _check_broadcast_to(code, src_nd, dims)
+    _check_broadcast_to(code, src_nd, dims, out.dtype)
     _new(code, "out", dims, out.dtype)
     if src_nd == 0:
         code("v = i0[()]")
@@ -222,8 +228,19 @@ def _arange(op, in_types, out_types, name):
         t = in_types[k].dtype
         code(f"{v} = " + (f"np.int64(i{k}[()])" if t == "bool" else f"i{k}[()]"))
     _raise(code, "step == 0", "ZeroDivisionError", "division by zero")
-    code("q = (stop - start) / step")
+    if all(t.dtype == "bool" or t.dtype.startswith("int") for t in in_types):
+        # stop - start may not fit in int64; its magnitude does in uint64 (NumPy computes
+        # it with Python ints)
+        code(
+            "up = stop >= start",
+            "lo, hi = (start, stop) if up else (stop, start)",
+            "span = np.float64(np.uint64(hi) - np.uint64(lo))",
+            "q = (span if up else -span) / step",
+        )
+    else:
+        code("q = (stop - start) / step")
     _raise(code, "not math.isfinite(q)", "ValueError", "arange: cannot compute the length")
+    _raise(code, "q > 9.2e18", "ValueError", "Maximum allowed size exceeded")
     code("n = max(0, int(math.ceil(q)))")
     _new(code, "out", ["n"], dt)
     if dt == "bool":
