@@ -22,3 +22,17 @@ def test_readme_examples_run():
     assert theta[0] > 1.0 and np.all(np.abs(theta[1:]) < theta[0] / 2)
     # The per-sample-weights example builds a gradient graph of w's type.
     assert namespace["gw"].type == namespace["w"].type
+
+
+def test_the_guarantees_name_tests_that_exist():
+    section = README.read_text().split("## Guarantees", 1)[1].split("\n## ", 1)[0]
+    refs = re.findall(r"`(tests/[\w/.]+\.py)((?:::\w+)?)`|`::(\w+)`", section)
+    assert len(refs) >= 10
+    last = None
+    for path, name, bare in refs:
+        path = path or last
+        last = path
+        text = (README.parent / path).read_text()
+        name = (name or "").removeprefix("::") or bare
+        if name:
+            assert f"def {name}(" in text, (path, name)
