@@ -2,10 +2,10 @@
 ``fusegraph.ops.random``) and samplers that fill a flat output array.
 
 The generator is NumPy's exactly (``next_double`` gives what ``Generator.random`` gives
-from the same state); the samplers are simple exact methods of our own, so normal,
-binomial and choice draws differ from NumPy's while following the same distributions:
+from the same state), and so is the normal sampler (NumPy's ziggurat, on the tables Numba
+ships). The other samplers are simple exact methods of our own, so their draws differ from
+NumPy's while following the same distributions:
 
-* normal: Box-Muller on pairs of uniforms;
 * binomial: inversion (Kachitvichyanukul and Schmeiser's BINV) for ``min(p, 1 - p)``, in
   chunks of trials small enough that ``(1 - p) ** chunk`` never underflows;
 * integers: rejection of the top ``2**64 mod range`` outputs, then ``mod range``;
@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import numba
+import numba.np.random._constants as _zig
 import numpy as np
 
 _jit = numba.njit(nogil=True, error_model="numpy")
@@ -39,6 +40,12 @@ _ONE = np.uint64(1)
 _TO_DOUBLE = 1.0 / 9007199254740992.0  # 2**-53
 #: Binomial trials per BINV chunk are at most this over p (so (1-p)**chunk > 1e-14).
 _BINV_MEAN = 14.0
+# NumPy's ziggurat tables for the standard normal (256 strips), as Numba ships them
+_ZIG_K = _zig.ki_double
+_ZIG_W = _zig.wi_double
+_ZIG_F = _zig.fi_double
+_ZIG_R = _zig.ziggurat_nor_r
+_ZIG_INV_R = _zig.ziggurat_nor_inv_r
 
 
 @_jit
@@ -94,16 +101,36 @@ def fill_uniform(st, out):
 
 
 @_jit
+def _standard_normal(st):
+    """One standard normal draw by NumPy's ziggurat (``random_standard_normal``): the same
+    outputs of the generator consumed the same way, so the same numbers as
+    ``Generator.standard_normal`` from the same state."""
+    while True:
+        r = next64(st)
+        idx = r & np.uint64(0xFF)
+        r >>= np.uint64(8)
+        rabs = (r >> _ONE) & np.uint64(0x000FFFFFFFFFFFFF)
+        x = rabs * _ZIG_W[idx]
+        if r & _ONE:
+            x = -x
+        if rabs < _ZIG_K[idx]:
+            return x
+        if idx == 0:  # the tail beyond the base strip
+            while True:
+                xx = -_ZIG_INV_R * math.log1p(-next_double(st))
+                yy = -math.log1p(-next_double(st))
+                if yy + yy > xx * xx:
+                    return -(_ZIG_R + xx) if (rabs >> np.uint64(8)) & _ONE else _ZIG_R + xx
+        elif (_ZIG_F[idx - 1] - _ZIG_F[idx]) * next_double(st) + _ZIG_F[idx] < math.exp(
+            -0.5 * x * x
+        ):
+            return x
+
+
+@_jit
 def fill_normal(st, out):
-    k = 0
-    while k < out.size:
-        u = 1.0 - next_double(st)  # (0, 1]: log(u) is finite
-        r = math.sqrt(-2.0 * math.log(u))
-        t = 2.0 * math.pi * next_double(st)
-        out[k] = r * math.cos(t)
-        if k + 1 < out.size:
-            out[k + 1] = r * math.sin(t)
-        k += 2
+    for k in range(out.size):
+        out[k] = _standard_normal(st)
 
 
 @_jit
