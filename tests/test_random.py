@@ -132,6 +132,31 @@ def test_normal_draws_are_numpys_in_both_backends():
     assert results[0][1].shape == results[1][1].shape == (0,)
 
 
+def test_binomial_and_bernoulli_draws_are_numpys_where_it_inverts():
+    """n * min(p, 1 - p) <= 30: NumPy's inversion, the same numbers and the same state after;
+    p at 0, 1/2 and 1 included."""
+    cases = [(1, 0.3), (1, 0.7), (1, 0.5), (1, 0.0), (1, 1.0), (10, 0.2), (50, 0.5), (60, 0.9)]
+    for n, p in cases + [(3, 0.999), (7, 1e-9)]:
+        state = state_array(5)
+        out = np.empty(5000, np.int64)
+        nb_rng.fill_binomial(state, np.array([n]), np.array([p]), out)
+        reference = generator(state_array(5))
+        np.testing.assert_array_equal(out, reference.binomial(n, p, 5000), err_msg=f"{n} {p}")
+        assert nb_rng.next64(state) == reference.bit_generator.random_raw()
+        if n == 1:
+            state = state_array(5)
+            nb_rng.fill_bernoulli(state, np.array([p]), out)
+            np.testing.assert_array_equal(out, generator(state_array(5)).binomial(1, p, 5000))
+    p = fg.vector("p")
+    results = [
+        fg.function([p], fg.RandomStream(seed=2).bernoulli(p, size=(4, 3)), mode=mode)(
+            np.array([0.1, 0.5, 0.9])
+        )
+        for mode in ("py", "numba")
+    ]
+    np.testing.assert_array_equal(*results)
+
+
 @pytest.mark.parametrize("mode", ["py", "numba"])
 def test_symbolic_size_and_broadcast_parameters(mode):
     srng = fg.RandomStream(1)

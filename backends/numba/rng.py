@@ -2,12 +2,14 @@
 ``fusegraph.ops.random``) and samplers that fill a flat output array.
 
 The generator is NumPy's exactly (``next_double`` gives what ``Generator.random`` gives
-from the same state), and so is the normal sampler (NumPy's ziggurat, on the tables Numba
-ships). The other samplers are simple exact methods of our own, so their draws differ from
+from the same state), and so are the normal sampler (NumPy's ziggurat, on the tables Numba
+ships) and the binomial and bernoulli ones where NumPy inverts (``n * min(p, 1 - p) <=
+30``). The other samplers are simple exact methods of our own, so their draws differ from
 NumPy's while following the same distributions:
 
-* binomial: inversion (Kachitvichyanukul and Schmeiser's BINV) for ``min(p, 1 - p)``, in
-  chunks of trials small enough that ``(1 - p) ** chunk`` never underflows;
+* binomial beyond that: inversion (Kachitvichyanukul and Schmeiser's BINV) for
+  ``min(p, 1 - p)``, in chunks of trials small enough that ``(1 - p) ** chunk`` never
+  underflows (NumPy uses BTPE);
 * integers: rejection of the top ``2**64 mod range`` outputs, then ``mod range``;
 * choice: ``integers`` with replacement, a partial Fisher-Yates shuffle without; with
   probabilities, the inverse of their cumulative sum, and without replacement the keys
@@ -165,11 +167,44 @@ def _binv(st, n, p):
 
 
 @_jit
+def _inversion(st, n, p):
+    """Binomial(n, p) for p <= 0.5 and n * p <= 30 as NumPy draws it
+    (``random_binomial_inversion``): the same uniforms, the same arithmetic."""
+    q = 1.0 - p
+    qn = math.exp(n * math.log(q))
+    mean = n * p
+    bound = int(min(n, mean + 10.0 * math.sqrt(mean * q + 1)))
+    x, px, u = 0, qn, next_double(st)
+    while u > px:
+        x += 1
+        if x > bound:
+            x, px, u = 0, qn, next_double(st)
+        else:
+            u -= px
+            px = ((n - x + 1) * p * px) / (x * q)
+    return x
+
+
+@_jit
+def _binomial(st, n, p):
+    """Binomial(n, p): NumPy's draw (``random_binomial``) where it inverts, n * min(p, 1 - p)
+    <= 30; beyond, chunked inversion of our own (NumPy uses BTPE there)."""
+    if n == 0 or p == 0.0:
+        return 0
+    small = min(p, 1.0 - p)
+    if small * n <= 30.0:
+        x = _inversion(st, n, small)
+    else:
+        x = _binv(st, n, small)
+    return x if p <= 0.5 else n - x
+
+
+@_jit
 def fill_bernoulli(st, p, out):
     _check_p(p)
     sp = 1 if p.size > 1 else 0
     for k in range(out.size):
-        out[k] = 1 if next_double(st) < p[k * sp] else 0
+        out[k] = _binomial(st, 1, p[k * sp])
 
 
 @_jit
@@ -178,10 +213,10 @@ def fill_binomial(st, n, p, out):
     sn = 1 if n.size > 1 else 0
     sp = 1 if p.size > 1 else 0
     for k in range(out.size):
-        nk, pk = n[k * sn], p[k * sp]
+        nk = n[k * sn]
         if nk < 0:
             raise ValueError("n < 0")
-        out[k] = _binv(st, nk, pk) if pk <= 0.5 else nk - _binv(st, nk, 1.0 - pk)
+        out[k] = _binomial(st, nk, p[k * sp])
 
 
 @_jit
