@@ -44,7 +44,9 @@ def compile_graph(fgraph: FunctionGraph):
                 try:
                     value = value.copy()
                 except MemoryError as exc:  # a broadcast view is copied out
-                    raise node_error(exc, var.owner, [value]) if var.owner else exc from exc
+                    if var.owner is None:
+                        raise
+                    raise node_error(exc, var.owner, [value]) from exc
             seen.add(id(value))
             results.append(value)
         return results
