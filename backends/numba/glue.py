@@ -98,9 +98,8 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
                     converted = frame.call(converts[i], [slots[s]])
                     rtype = link.signature_of(converts[i]).return_type
                 else:  # an input of another layout: its conversion is compiled in
-                    rtype = link.converted_type(types[s], blas)
-                    value = context.compile_internal(
-                        builder, function.py_func, rtype(types[s]), [builder.load(slots[s])]
+                    value, rtype = link.emit_conversion(
+                        context, builder, function, types[s], blas, builder.load(slots[s])
                     )
                     converted = frame.own(rtype, frame.store(rtype, value))
                 if blas:

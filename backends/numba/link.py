@@ -202,7 +202,7 @@ def helper_module(function, argtype) -> tuple:
     converts arguments calls it like a kernel instead of compiling its own copy of the
     conversion; it must be loaded like any linked module before that code runs (``glue``'s
     plan lists the helpers it calls)."""
-    argtype = argtype.copy(readonly=False)
+    argtype = writable(argtype)
     signature = converted_type(argtype, function is blas_operand)(argtype)
     name = function.__name__
     source = (
@@ -236,18 +236,14 @@ def emit_call(context, builder, name: str, values, types):
     signature = signature_of(name)
     owned, args = [], []
     for value, actual, (param, blas) in zip(values, types, operands(signature)):
-        if isinstance(actual, numba.types.Array) and not actual.mutable:
-            # a read-only view (np.broadcast_to's) has the same data model: kernels never
-            # write their inputs, so it passes as its mutable type, as the glue passes it
-            actual = actual.copy(readonly=False)
+        actual = writable(actual)
         function = needs_helper(actual, param, blas)
         if function is None:
             args.append(context.cast(builder, value, actual, param))
             if blas:
                 args.append(cgutils.false_bit)  # not transposed
             continue
-        rtype = converted_type(actual, blas)
-        result = context.compile_internal(builder, function.py_func, rtype(actual), [value])
+        result, rtype = emit_conversion(context, builder, function, actual, blas, value)
         args += _converted(context, builder, result, rtype, param, blas, owned)
     fnty = context.call_conv.get_function_type(signature.return_type, signature.args)
     callee = builder.inttoptr(emit_lookup(context, builder, name), fnty.as_pointer())
@@ -287,6 +283,23 @@ def needs_helper(actual, param, blas):
     if not isinstance(param, numba.types.Array) or param.layout != "C" or actual.layout == "C":
         return None
     return blas_operand if blas else contiguous
+
+
+def writable(typ):
+    """``typ`` without its read-only flag (the same data model): kernels never write their
+    inputs, so a read-only array (a view of ``np.broadcast_to``, a read-only argument) is
+    passed to them, and converted for them, as its mutable type."""
+    if isinstance(typ, numba.types.Array) and not typ.mutable:
+        return typ.copy(readonly=False)
+    return typ
+
+
+def emit_conversion(context, builder, function, actual, blas, value) -> tuple:
+    """``(result, its type)``: the conversion ``function`` (:func:`needs_helper`'s)
+    compiled into the caller and applied to ``value``, of Numba type ``actual``."""
+    actual = writable(actual)
+    rtype = converted_type(actual, blas)
+    return context.compile_internal(builder, function.py_func, rtype(actual), [value]), rtype
 
 
 def converted_type(actual, blas):
@@ -353,6 +366,7 @@ __all__ = [
     "declare",
     "decref",
     "emit_call",
+    "emit_conversion",
     "emit_lookup",
     "helper_module",
     "intrinsic_of",
@@ -365,4 +379,5 @@ __all__ = [
     "parameter_type",
     "result_type",
     "signature_of",
+    "writable",
 ]

@@ -69,7 +69,7 @@ def test_linked_kernels_take_any_layout():
 def test_a_read_only_broadcast_view_passes_to_a_linked_kernel(monkeypatch):
     """np.broadcast_to's views are typed read-only, linked kernels take mutable C arrays:
     through the glue, and through a small graph's calls of kernels loaded before (whose
-    conversion once failed to type)."""
+    conversions once failed to type), as node results and as arguments."""
     x, n, k = fg.vector("x"), fg.scalar("n", dtype="int64"), fg.scalar("k", dtype="int64")
     outs = [fg.broadcast_to(x, (n, k)).sum(), fg.broadcast_to(x, (n, k)).sum(0)]
     glued = fg.function([x, n, k], outs)
@@ -80,6 +80,15 @@ def test_a_read_only_broadcast_view_passes_to_a_linked_kernel(monkeypatch):
         got = f(np.arange(3.0), 2, 3)
         np.testing.assert_array_equal(got[0], 6.0)
         np.testing.assert_array_equal(got[1], [0.0, 2.0, 4.0])
+    # a read-only argument of another layout: converted into the entry, glue or not
+    m = fg.matrix("m")
+    value = np.broadcast_to(np.arange(3.0), (2, 3))  # read-only, strides (0, 8)
+    for link_nodes in (0, 32):
+        monkeypatch.setattr(codegen, "LINK_NODES", link_nodes)
+        f = fg.function([m], [fg.tanh(m) * 2.0, (m * 3.0).sum(axis=0)])
+        got = f(value)
+        np.testing.assert_allclose(got[0], np.tanh(value) * 2.0, rtol=1e-15)
+        np.testing.assert_array_equal(got[1], [0.0, 6.0, 12.0])
 
 
 def test_compile_stats_phases_and_units():
