@@ -17,6 +17,7 @@ right shifts."""
 from __future__ import annotations
 
 import inspect
+from functools import partialmethod
 
 from llvmlite import ir
 from numba.core import types
@@ -70,49 +71,26 @@ class Value:
             raise TypeError(f"{fop} of a traced {self.type}")
         return self._new(getattr(self.builder, iop)(a, b))
 
-    def __add__(self, o):
-        return self._arith(o, "fadd", "add")
-
-    def __radd__(self, o):
-        return self._arith(o, "fadd", "add", True)
-
-    def __sub__(self, o):
-        return self._arith(o, "fsub", "sub")
-
-    def __rsub__(self, o):
-        return self._arith(o, "fsub", "sub", True)
-
-    def __mul__(self, o):
-        return self._arith(o, "fmul", "mul")
-
-    def __rmul__(self, o):
-        return self._arith(o, "fmul", "mul", True)
-
-    def __truediv__(self, o):
-        return self._arith(o, "fdiv", None)
-
-    def __rtruediv__(self, o):
-        return self._arith(o, "fdiv", None, True)
+    # the float and the integer LLVM instruction of each arithmetic operator
+    __add__ = partialmethod(_arith, fop="fadd", iop="add")
+    __radd__ = partialmethod(_arith, fop="fadd", iop="add", reverse=True)
+    __sub__ = partialmethod(_arith, fop="fsub", iop="sub")
+    __rsub__ = partialmethod(_arith, fop="fsub", iop="sub", reverse=True)
+    __mul__ = partialmethod(_arith, fop="fmul", iop="mul")
+    __rmul__ = partialmethod(_arith, fop="fmul", iop="mul", reverse=True)
+    __truediv__ = partialmethod(_arith, fop="fdiv", iop=None)
+    __rtruediv__ = partialmethod(_arith, fop="fdiv", iop=None, reverse=True)
 
     def _bits(self, other, op):
         if _is_float(self.type):
             raise TypeError(f"bitwise {op} of a traced {self.type}")
         return self._new(getattr(self.builder, op)(self.ir, self._coerce(other)))
 
-    def __and__(self, o):
-        return self._bits(o, "and_")
-
-    def __or__(self, o):
-        return self._bits(o, "or_")
-
-    def __xor__(self, o):
-        return self._bits(o, "xor")
-
-    def __lshift__(self, o):
-        return self._bits(o, "shl")
-
-    def __rshift__(self, o):
-        return self._bits(o, "ashr")
+    __and__ = partialmethod(_bits, op="and_")
+    __or__ = partialmethod(_bits, op="or_")
+    __xor__ = partialmethod(_bits, op="xor")
+    __lshift__ = partialmethod(_bits, op="shl")
+    __rshift__ = partialmethod(_bits, op="ashr")
 
     def __neg__(self):
         if _is_float(self.type):
@@ -129,24 +107,12 @@ class Value:
             return self._new(cmp(op, self.ir, b))
         return self._new(self.builder.icmp_signed(op, self.ir, b))
 
-    def __lt__(self, o):
-        return self._compare(o, "<")
-
-    def __le__(self, o):
-        return self._compare(o, "<=")
-
-    def __gt__(self, o):
-        return self._compare(o, ">")
-
-    def __ge__(self, o):
-        return self._compare(o, ">=")
-
-    def __eq__(self, o):
-        return self._compare(o, "==")
-
-    def __ne__(self, o):
-        return self._compare(o, "!=")
-
+    __lt__ = partialmethod(_compare, op="<")
+    __le__ = partialmethod(_compare, op="<=")
+    __gt__ = partialmethod(_compare, op=">")
+    __ge__ = partialmethod(_compare, op=">=")
+    __eq__ = partialmethod(_compare, op="==")
+    __ne__ = partialmethod(_compare, op="!=")
     __hash__ = None
 
     def __bool__(self):
