@@ -2,9 +2,8 @@
 the ``py`` backend, and the unrewritten graph interpreted, compares them and raises
 ``DebugModeError`` naming the first node or output that disagrees.
 
-The backends draw random numbers with different samplers (``fusegraph.ops.random``), so
-values computed from a draw are compared between them in dtype and shape only; the
-rewritten and unrewritten graphs, both interpreted, draw alike and are compared in full."""
+Random draws are compared like any value: both backends draw NumPy's numbers from the same
+generator state (``fusegraph.ops.random``)."""
 
 from __future__ import annotations
 
@@ -13,23 +12,19 @@ import numpy as np
 from fusegraph.backends import py
 from fusegraph.errors import DebugModeError
 from fusegraph.graph import FunctionGraph
-from fusegraph.ops.random import RandomVariable
 
 
-def agree(got, want, rewritten=False, values=True) -> str | None:
+def agree(got, want, rewritten=False) -> str | None:
     """None if ``got`` matches the reference ``want``, else what differs.
 
     Floats are compared with ``rtol`` 1e-7 (float64) or 1e-4 (float32), since compiled
     transcendental functions and summation orders differ in the last bits; NaN must match
     NaN. With ``rewritten=True`` (rewritten vs unrewritten graph) places where the
     reference is not finite are skipped: stabilising rewrites make such values finite.
-    With ``values=False`` only dtypes and shapes are compared.
     """
     got, want = np.asarray(got), np.asarray(want)
     if got.dtype != want.dtype or got.shape != want.shape:
         return f"{got.dtype}{list(got.shape)} vs {want.dtype}{list(want.shape)}"
-    if not values:
-        return None
     if want.dtype.kind not in "fc":
         bad = got != want
     else:
@@ -56,11 +51,6 @@ def debug_runner(fgraph: FunctionGraph, unrewritten: FunctionGraph, label: str):
     reference = py.compile_graph(FunctionGraph(fgraph.inputs, list(fgraph.outputs) + inner))
     original = py.compile_graph(unrewritten)
     n_out = len(fgraph.outputs)
-    drawn = set()  # variables computed from a random draw
-    for node in order:
-        if isinstance(node.op, RandomVariable) or any(v in drawn for v in node.inputs):
-            drawn.update(node.outputs)
-    from_draw = [v in drawn for v in list(fgraph.outputs) + inner]
 
     def checked(what, run, values):
         copies = [v.copy() for v in values]
@@ -80,7 +70,7 @@ def debug_runner(fgraph: FunctionGraph, unrewritten: FunctionGraph, label: str):
         got = checked("the Numba backend", compiled_run, values)
         # nodes in topological order first: the first wrong node explains the rest
         for k in [*range(n_out, len(got)), *range(n_out)]:
-            problem = agree(got[k], want[k], values=not from_draw[k])
+            problem = agree(got[k], want[k])
             if problem is None:
                 continue
             if k < n_out:

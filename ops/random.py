@@ -7,8 +7,8 @@ default bit generator): the 128-bit state, the 128-bit increment, and NumPy's bu
 graphs stay functional: rewrites see two draws from two states as different nodes, never
 fold one (a state is a shared variable, never a constant), and a function that draws
 assigns the advanced state back (``fg.RandomStream`` arranges that). ``impl`` draws with
-NumPy's ``Generator``; the Numba backend runs the same PCG64 with its own samplers, so the
-two backends give equally valid but different draws.
+NumPy's ``Generator``; the Numba backend runs NumPy's PCG64 and NumPy's samplers
+(``backends/numba/rng.py``), so both backends give the same numbers from the same state.
 """
 
 from __future__ import annotations

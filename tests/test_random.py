@@ -8,7 +8,7 @@ import pytest
 
 import fusegraph as fg
 from fusegraph.backends.numba import rng as nb_rng
-from fusegraph.ops.random import RandomVariable, generator, state_array
+from fusegraph.ops.random import RandomVariable, _pack, generator, state_array
 
 N = 200_000  # draws per distribution: a mean is within 5 sd of its expectation
 
@@ -50,10 +50,10 @@ def draws(request):
     return srng, f, list(outs)
 
 
-def _sample(draws, calls=1):
+def _sample(draws, calls=1, n=N):
     _, f, names = draws
     probs = np.array([0.1, 0.2, 0.3, 0.4])
-    runs = [f(N, np.full(N, 5.0), probs) for _ in range(calls)]
+    runs = [f(n, np.full(n, 5.0), probs) for _ in range(calls)]
     return {k: [r[i] for r in runs] for i, k in enumerate(names)}
 
 
@@ -74,7 +74,7 @@ def test_moments_and_frequencies(draws):
 
 
 def test_draws_without_replacement_and_permutations(draws):
-    s = _sample(draws, calls=400)
+    s = _sample(draws, calls=400, n=20)
     for picked in s["no_replace"]:
         assert len(set(picked.tolist())) == 3 and 0 <= picked.min() and picked.max() < 10
     for perm in s["permutation"]:
@@ -132,29 +132,182 @@ def test_normal_draws_are_numpys_in_both_backends():
     assert results[0][1].shape == results[1][1].shape == (0,)
 
 
-def test_binomial_and_bernoulli_draws_are_numpys_where_it_inverts():
-    """n * min(p, 1 - p) <= 30: NumPy's inversion, the same numbers and the same state after;
-    p at 0, 1/2 and 1 included."""
-    cases = [(1, 0.3), (1, 0.7), (1, 0.5), (1, 0.0), (1, 1.0), (10, 0.2), (50, 0.5), (60, 0.9)]
-    for n, p in cases + [(3, 0.999), (7, 1e-9)]:
-        state = state_array(5)
-        out = np.empty(5000, np.int64)
-        nb_rng.fill_binomial(state, np.array([n]), np.array([p]), out)
-        reference = generator(state_array(5))
-        np.testing.assert_array_equal(out, reference.binomial(n, p, 5000), err_msg=f"{n} {p}")
-        assert nb_rng.next64(state) == reference.bit_generator.random_raw()
-        if n == 1:
-            state = state_array(5)
-            nb_rng.fill_bernoulli(state, np.array([p]), out)
-            np.testing.assert_array_equal(out, generator(state_array(5)).binomial(1, p, 5000))
-    p = fg.vector("p")
-    results = [
-        fg.function([p], fg.RandomStream(seed=2).bernoulli(p, size=(4, 3)), mode=mode)(
-            np.array([0.1, 0.5, 0.9])
+def _numpy_state(reference):
+    return _pack(reference.bit_generator.state)
+
+
+#: (name, sampler call on (state, out), NumPy's draw on (generator, size)): every sampler at
+#: the parameters that choose its paths (inversion and BTPE; 32- and 64-bit, full and empty
+#: integer ranges; Floyd's sampling, the tail shuffle and replacement; rounds of weighted
+#: draws; float32 probabilities)
+_P4 = np.array([0.1, 0.2, 0.3, 0.4])
+_P50 = np.random.default_rng(1).dirichlet(np.ones(50))
+_SAMPLERS = [
+    *[
+        (
+            f"binomial({n}, {p})",
+            lambda st, out, n=n, p=p: nb_rng.fill_binomial(st, np.array([n]), np.array([p]), out),
+            lambda g, size, n=n, p=p: g.binomial(n, p, size),
         )
-        for mode in ("py", "numba")
-    ]
-    np.testing.assert_array_equal(*results)
+        for n, p in [
+            (1, 0.3),
+            (1, 0.7),
+            (1, 0.5),
+            (1, 0.0),
+            (1, 1.0),
+            (10, 0.2),
+            (50, 0.5),
+            (60, 0.9),
+            (3, 0.999),
+            (7, 1e-9),
+            (61, 0.5),
+            (200, 0.2),
+            (1000, 0.7),
+            (10**6, 0.3),
+            (10**12, 0.4),
+            (2**40, 1e-6),
+        ]
+    ],
+    (
+        "bernoulli(0.3)",
+        lambda st, out: nb_rng.fill_bernoulli(st, np.array([0.3]), out),
+        lambda g, size: g.binomial(1, 0.3, size),
+    ),
+    *[
+        (
+            f"integers({lo}, {hi})",
+            lambda st, out, lo=lo, hi=hi: nb_rng.fill_integers(
+                st, np.array([lo]), np.array([hi]), out
+            ),
+            lambda g, size, lo=lo, hi=hi: g.integers(lo, hi, size, dtype=np.int64),
+        )
+        for lo, hi in [
+            (7, 8),
+            (-3, 4),
+            (0, 10**6),
+            (0, 2**32 - 1),
+            (0, 2**32),
+            (0, 2**32 + 1),
+            (5, 2**40),
+            (-(2**63), 2**63 - 1),
+            (-(2**63), 0),
+        ]
+    ],
+    *[
+        (
+            f"choice({n})",
+            lambda st, out, n=n: nb_rng.fill_choice(st, n, True, out),
+            lambda g, size, n=n: g.choice(n, size),
+        )
+        for n in (5, 1, 2**33)
+    ],
+    *[
+        (
+            f"choice({len(p)}, p={p.dtype})",
+            lambda st, out, p=p: nb_rng.fill_weighted_choice(
+                st, len(p), p, True, nb_rng.CHOICE_ATOL[p.dtype.name], out
+            ),
+            lambda g, size, p=p: g.choice(len(p), size, True, p),
+        )
+        for p in (_P4, _P4.astype("float32"), _P50)
+    ],
+]
+
+
+@pytest.mark.parametrize("name, ours, numpys", _SAMPLERS, ids=[s[0] for s in _SAMPLERS])
+def test_numba_samplers_are_numpys(name, ours, numpys):
+    """Each sampler gives ``Generator``'s numbers from the same state at several sizes, and
+    leaves the state (the buffered 32-bit half included) where NumPy leaves it; one case
+    starts with a half already buffered."""
+    for seed, size in ((0, 1), (1, 7), (2, 2000)):
+        state = state_array(seed)
+        reference = generator(state)
+        if seed == 1:  # a 32-bit draw buffers the other half of a 64-bit output
+            nb_rng.next32(state)
+            reference.integers(0, 3)
+        out = np.empty(size, np.int64)
+        ours(state, out)
+        np.testing.assert_array_equal(out, numpys(reference, size), err_msg=f"{name} {size}")
+        np.testing.assert_array_equal(state, _numpy_state(reference), err_msg=name)
+
+
+def test_choice_without_replacement_takes_numpys_paths():
+    """Floyd's sampling for small samples and the tail shuffle for a large sample of a large
+    population (NumPy switches at 10000 and n // 50), sampling all of it, and a population
+    past 2**32."""
+    for n, size in ((10, 10), (10, 0), (20000, 400), (20000, 401), (20000, 20000), (2**33, 5)):
+        state = state_array(n + size)
+        reference = generator(state)
+        out = np.empty(size, np.int64)
+        nb_rng.fill_choice(state, n, False, out)
+        np.testing.assert_array_equal(out, reference.choice(n, size, False), err_msg=f"{n} {size}")
+        np.testing.assert_array_equal(state, _numpy_state(reference))
+
+
+def test_weighted_choice_without_replacement_is_numpys():
+    """Rounds of weighted draws, each zeroing the probabilities already drawn, down to the
+    last non-zero one."""
+    for p in (_P4, np.array([0.0, 0.5, 0.0, 0.5]), _P50):
+        for size in (1, 2, np.count_nonzero(p)):
+            state = state_array(size)
+            reference = generator(state)
+            out = np.empty(size, np.int64)
+            nb_rng.fill_weighted_choice(state, len(p), p, False, nb_rng.CHOICE_ATOL["float64"], out)
+            np.testing.assert_array_equal(out, reference.choice(len(p), size, False, p))
+            np.testing.assert_array_equal(state, _numpy_state(reference))
+
+
+def test_permutations_are_numpys():
+    for n in (0, 1, 2, 10, 100_000):
+        state = state_array(n)
+        reference = generator(state)
+        out = np.empty(n, np.int64)
+        nb_rng.fill_permutation(state, out)
+        np.testing.assert_array_equal(out, reference.permutation(n))
+        np.testing.assert_array_equal(state, _numpy_state(reference))
+
+
+def test_every_draw_is_the_same_in_both_backends():
+    """One stream, every method, symbolic and broadcast parameters of several dtypes: the
+    two backends give the same numbers call after call, and the first call's are NumPy's
+    from the stream's initial states."""
+    n, k = fg.scalar("n", dtype="int64"), fg.vector("k", dtype="int32")
+    p32, probs, x = fg.vector("p32", dtype="float32"), fg.vector("probs"), fg.matrix("x")
+    results, states = [], []
+    for mode in ("py", "numba"):
+        srng = fg.RandomStream(seed=31)
+        outs = [
+            srng.uniform(-1.0, 3.0, size=(n,)),
+            srng.normal(size=(2, n)),
+            srng.bernoulli(p32),
+            srng.binomial(k, 0.4),
+            srng.binomial(5000, p32, size=(2, 3)),
+            srng.integers(-5, k),
+            srng.integers(2**40, size=(n,)),
+            srng.choice(7, size=(n,)),
+            srng.choice(x, size=(2,), replace=False),
+            srng.choice(4, size=(n,), p=probs),
+            srng.choice(4, size=(3,), replace=False, p=probs),
+            srng.permutation(n),
+            srng.permutation(x),
+        ]
+        f = fg.function([n, k, p32, probs, x], outs, mode=mode)
+        states.append([s.get_value() for s in srng.states])
+        args = (
+            50,
+            np.array([3, 40, 2**20], "int32"),
+            np.array([0.1, 0.5, 0.9], "float32"),
+            _P4,
+            np.arange(12.0).reshape(6, 2),
+        )
+        results.append([f(*args) for _ in range(3)])
+    for call_py, call_numba in zip(*results):
+        for got, want in zip(call_numba, call_py):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+    first = results[0][0]
+    np.testing.assert_array_equal(first[7], generator(states[0][7]).choice(7, 50))
+    np.testing.assert_array_equal(first[11], generator(states[0][11]).permutation(50))
 
 
 @pytest.mark.parametrize("mode", ["py", "numba"])
@@ -239,11 +392,27 @@ def test_njit_takes_and_returns_the_state():
     assert not np.array_equal(new_state, state) and new_state.dtype == np.uint64
 
 
-def test_debug_mode_accepts_draws():
+def test_debug_mode_compares_drawn_values(monkeypatch):
+    """Debug mode compares the backends' draws in full (a draw off by one raises) and
+    returns NumPy's numbers."""
     srng = fg.RandomStream(11)
     x = fg.vector("x")
-    f = fg.function([x], (x * srng.normal(size=(3,))).sum(), mode="debug")
-    assert np.isfinite(f(np.ones(3)))
+    draws = [srng.normal(size=(3,)), srng.integers(0, 2**40, size=(3,)), srng.permutation(5)]
+    f = fg.function([x], [(x * draws[0]).sum(), *draws[1:]], mode="debug")
+    states = [s.get_value() for s in srng.states]
+    total, ints, perm = f(np.ones(3))
+    np.testing.assert_allclose(total, generator(states[0]).standard_normal(3).sum())
+    np.testing.assert_array_equal(ints, generator(states[1]).integers(0, 2**40, 3))
+    np.testing.assert_array_equal(perm, generator(states[2]).permutation(5))
+    impl = RandomVariable.impl
+
+    def off_by_one(op, *args):
+        state, value = impl(op, *args)
+        return state, value + 1
+
+    monkeypatch.setattr(RandomVariable, "impl", off_by_one)
+    with pytest.raises(fg.DebugModeError, match="RandomVariable"):
+        f(np.ones(3))
 
 
 @pytest.mark.parametrize("mode", ["py", "numba"])

@@ -3,19 +3,21 @@
 
 from __future__ import annotations
 
+from fusegraph.backends.numba import rng
 from fusegraph.backends.numba.kernels.base import _Code, _new, _raise, _register
 from fusegraph.ops import random
 
-#: kind -> the sampler's call, given the flat output ``flat`` and the parameters' names.
+#: kind -> the sampler's call on the flat output ``flat``, formatted with the parameters'
+#: names ``p``, the op's ``replace`` and ``atol`` (NumPy's tolerance on probabilities' sum).
 _CALLS = {
-    "uniform": lambda p, r: "rng.fill_uniform(st, flat)",
-    "normal": lambda p, r: "rng.fill_normal(st, flat)",
-    "bernoulli": lambda p, r: f"rng.fill_bernoulli(st, {p[0]}, flat)",
-    "binomial": lambda p, r: f"rng.fill_binomial(st, {p[0]}, {p[1]}, flat)",
-    "integers": lambda p, r: f"rng.fill_integers(st, {p[0]}, {p[1]}, flat)",
-    "choice": lambda p, r: f"rng.fill_choice(st, {p[0]}[0], {r}, flat)",
-    "weighted_choice": lambda p, r: f"rng.fill_weighted_choice(st, {p[0]}[0], {p[1]}, {r}, flat)",
-    "permutation": lambda p, r: "rng.fill_permutation(st, flat)",
+    "uniform": "rng.fill_uniform(st, flat)",
+    "normal": "rng.fill_normal(st, flat)",
+    "bernoulli": "rng.fill_bernoulli(st, {p[0]}, flat)",
+    "binomial": "rng.fill_binomial(st, {p[0]}, {p[1]}, flat)",
+    "integers": "rng.fill_integers(st, {p[0]}, {p[1]}, flat)",
+    "choice": "rng.fill_choice(st, {p[0]}[0], {replace}, flat)",
+    "weighted_choice": "rng.fill_weighted_choice(st, {p[0]}[0], {p[1]}, {replace}, {atol}, flat)",
+    "permutation": "rng.fill_permutation(st, flat)",
 }
 
 
@@ -37,5 +39,6 @@ def _random_variable(op, in_types, out_types, name):
             _raise(code, f"i{k}.shape != out.shape", "ValueError", "shape mismatch in a parameter")
         params.append(f"p{k}")
         code(f"p{k} = i{k}.flatten()")
-    code(_CALLS[op.kind](params, op.replace), "return st, out")
+    atol = rng.CHOICE_ATOL.get(in_types[-1].dtype)
+    code(_CALLS[op.kind].format(p=params, replace=op.replace, atol=atol), "return st, out")
     return code.text()
