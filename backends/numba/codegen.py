@@ -6,8 +6,9 @@ In a graph of up to ``LINK_NODES`` nodes, a small kernel is written into the ent
 node that runs it (``inline``); a larger one is *linked* (``link``: a module of its own,
 compiled once per process and machine, called through a pointer) when this process has it
 already; otherwise one that one node runs is written in, and one that several run is a
-dispatcher of the module. In a larger graph every kernel is linked, and the entry runs them
-through one intrinsic whose IR is generated from the module's plan (``glue``)."""
+dispatcher of the module. In a larger graph every kernel is linked (the shape plumbing
+runs as the glue's own code instead, ``native``), and the entry runs them through one
+intrinsic whose IR is generated from the module's plan (``glue``)."""
 
 # Layout of a generated module (see ``Function.source`` for real ones):
 #
@@ -55,7 +56,7 @@ import typing
 import numba
 import numpy as np
 
-from fusegraph.backends.numba import cache, inline, kernels, link, loops
+from fusegraph.backends.numba import cache, inline, kernels, link, loops, native
 from fusegraph.backends.numba.cache import ENTRY_DECORATOR, KERNEL_DECORATOR, LINKED_DECORATOR
 from fusegraph.backends.numba.scalar_code import np_dtype
 from fusegraph.graph import Constant, FunctionGraph, constant
@@ -236,9 +237,10 @@ class Module:
             layout = _view_layout(node, typed_c)
             if layout == "C":
                 typed_c.update(node.outputs)
-            if _blas_product(node, key):
+            name = native.name_of(*key)  # the glue's own code for shape plumbing
+            if name is None and _blas_product(node, key):
                 name = self._linked_product(node, key)
-            else:
+            elif name is None:
                 name = self._linked(node, key, layout)
             kernels.add(name)
             steps.append((name, node_inputs, node.outputs, _op_label(node.op, f"n{k}")))

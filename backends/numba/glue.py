@@ -5,17 +5,22 @@ Written as Python, the code between a graph's kernels (the calls, views and shap
 arithmetic) costs Numba's type inference and lowering per statement, then LLVM's
 optimisation of what they produce: about 20 ms a node, more than most kernels. In a graph
 of more than ``codegen.LINK_NODES`` nodes every node is instead a linked kernel (``link``:
-compiled once per process, shared by every function that runs it), and the function that
-runs them is this intrinsic, whose IR the code generator's plan spells out directly: per
-node, a call through the kernel table, then the release of the values no later node reads.
+compiled once per process, shared by every function that runs it), or, for the shape
+plumbing (``native``), a function of the glue's own module; the function that runs them is
+this intrinsic.
 
-Its values live in stack slots, and a kernel is called with pointers to its arguments'
-slots and to its result's, through one small *adapter* per kernel signature that spells
-out Numba's calling convention (every field of every array an argument of its own): a
-call is a dozen instructions, not a hundred and fifty. The glue and its adapters are
-compiled ``optnone``: they are only calls, and LLVM's passes cost seconds on them. Its
-typing needs only the kernels' signatures (``link.signature_of``, declared before they
-compile), so the entry compiles before its kernels.
+Its IR does not grow with the graph. The code generator's plan becomes constant tables
+(``_Plan``): per *op*, the adapter to call, the module's address, the offsets of its
+arguments and of its result, and the arrays no later op reads, released after it. One loop
+runs the ops. The values live in one zeroed frame on the stack, and a kernel is called with
+pointers into it, through one small *adapter* per kernel signature that spells out Numba's
+calling convention (every field of every array an argument of its own). The glue and its
+adapters are compiled ``optnone``: they are only calls, and LLVM's passes cost seconds on
+them. (Straight-line code, a call and its releases per node, was 60 lines of IR a node,
+and the LSTM gradient's entry took 1.5-1.8 s to compile, against about 1 s now.) Its
+typing needs only the
+kernels' signatures (``link.signature_of``, declared before they compile), so the entry
+compiles before its kernels.
 
 A plan refers to values by *slot*: the intrinsic's arguments first (the graph's inputs),
 then the constants, then the nodes' outputs in the order the steps make them.
@@ -31,7 +36,7 @@ from llvmlite import ir
 from numba.core import callconv, cgutils
 from numba.extending import intrinsic
 
-from fusegraph.backends.numba import link
+from fusegraph.backends.numba import link, native
 
 
 class Step(typing.NamedTuple):
@@ -51,79 +56,18 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
     inputs'. The kernels' signatures must be declared (``link.declare``) first, and the
     kernels loaded before it runs."""
     steps = tuple(Step(*s) for s in steps)
-    first = n_inputs + len(constants)
-    # after which step each node output is released: its last reader, or its own step
-    last: dict = {}
-    for k, step in enumerate(steps):
-        for s in step.outs:
-            last[s] = k
-        for s in step.args:
-            if s >= first:
-                last[s] = k
-    releases: list = [[] for _ in steps]
-    for s, k in last.items():
-        if s not in results:
-            releases[k].append(s)
     internal, conversions = _internal_types(n_inputs, constants, steps)
-    const_types = [internal[n_inputs + j] for j in range(len(constants))]
+    later = [internal[s] for s in range(n_inputs, n_inputs + len(internal))]  # after inputs
     helpers = [
         {i: link.helper_module(*c)[0] for i, c in converts.items()} for converts in conversions
     ]
-    later = [internal[s] for s in range(n_inputs, n_inputs + len(internal))]  # after inputs
 
     def codegen(context, builder, sig, args):
         for attribute in ("noinline", "optnone"):
             builder.function.attributes.add(attribute)
-        types = list(sig.args) + later
-        names = [step.kernel for step in steps] + [h for c in helpers for h in c.values()]
-        widest = max(len(link.signature_of(name).args) for name in names)
-        frame = _Frame(context, builder, dict.fromkeys(names), widest)
-        out = cgutils.alloca_once(builder, context.get_value_type(sig.return_type))  # zeroed
-        done = builder.append_basic_block("glue.done")
-        slots = [frame.store(t, v) for t, v in zip(sig.args, args)]
-        slots += [
-            frame.store(t, context.get_constant_generic(builder, t, c))
-            for t, c in zip(const_types, constants)
-        ]
-        for step, converts, released in zip(steps, helpers, releases):
-            owned, argv = [], []
-            for i, (s, (param, blas)) in enumerate(
-                zip(step.args, link.operands(link.signature_of(step.kernel)))
-            ):
-                function = link.needs_helper(types[s], param, blas)
-                if function is None:
-                    argv += [slots[s], frame.false] if blas else [slots[s]]
-                    continue
-                if i in converts:  # a linked helper
-                    converted = frame.call(converts[i], [slots[s]])
-                    rtype = link.signature_of(converts[i]).return_type
-                else:  # an input of another layout: its conversion is compiled in
-                    value, rtype = link.emit_conversion(
-                        context, builder, function, types[s], blas, builder.load(slots[s])
-                    )
-                    converted = frame.own(rtype, frame.store(rtype, value))
-                if blas:
-                    owned.append((rtype[0], frame.item(converted, 0)))
-                    argv += [owned[-1][1], frame.item(converted, 1)]
-                else:
-                    owned.append((rtype, converted))
-                    argv.append(converted)
-            result = frame.call(step.kernel, argv)
-            for typ, slot in owned:
-                frame.release(typ, slot)
-            if len(step.outs) > 1:
-                slots += [frame.item(result, j) for j in range(len(step.outs))]
-            else:
-                slots.append(result)
-            for s in released:
-                frame.release(types[s], slots[s])
-        values = [builder.load(slots[s]) for s in results]
-        status = [callconv.RETCODE_OK, context.get_constant(numba.types.intp, 0)]
-        builder.store(context.make_tuple(builder, sig.return_type, status + values), out)
-        builder.branch(done)
-        frame.finish(out, done)
-        builder.position_at_end(done)
-        return builder.load(out)
+        plan = _Plan(context, n_inputs, constants, steps, results, list(sig.args) + later)
+        plan.add_steps(helpers)
+        return _emit(context, builder, sig, args, plan)
 
     def typer(typingctx, *args):
         types = list(args) + later
@@ -133,126 +77,253 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
     return link.intrinsic_of(n_inputs, typer, label)
 
 
-class _Frame:
-    """The glue's values in memory, one stack slot each, and its calls: a kernel gets the
-    slots of its arguments and of its result, through the :func:`_adapter` of its signature
-    (which spells out Numba's calling convention once per signature, not once per call)."""
+class _Plan:
+    """Where every value of a glue lives and what runs in which order, as tables.
 
-    def __init__(self, context, builder, names, widest: int):
-        self.context, self.builder = context, builder
-        self.argv = cgutils.alloca_once(builder, ir.ArrayType(cgutils.voidptr_t, widest))
-        self.excinfo = cgutils.alloca_once(builder, callconv.excinfo_ptr_t)
-        self.code = cgutils.alloca_once(builder, callconv.errcode_t)
-        self.false = self.store(numba.types.boolean, cgutils.false_bit)
-        self._failed = None
-        self._owned = []  # (type, slot) of the values the glue made: released on failure
-        self.addresses = {name: self._lookup(name) for name in names}
+    The values live in one zeroed *frame* on the stack, each at a byte offset: the inputs,
+    the constants (one copy of each distinct value), a ``False`` (the transpose flag of a
+    BLAS operand passed as it is), each call's result, and the conversions of arguments a
+    kernel takes in another layout. An *op* calls one linked module (a kernel, or the helper
+    converting an argument for the next op) through the adapter of its signature, with the
+    offsets of its arguments and of its result; after it, the arrays no later op reads are
+    released. Inputs converted for a kernel are converted before the first op.
+    """
 
-    def store(self, typ, value):
-        """A new slot holding ``value`` (of Numba type ``typ``)."""
-        slot = cgutils.alloca_once(self.builder, self.context.get_value_type(typ))
-        self.builder.store(value, slot)
-        return slot
+    def __init__(self, context, n_inputs, constants, steps, results, types):
+        self.context, self.steps, self.types = context, steps, types
+        self.size = 0
+        self.offset = {s: self._add(t) for s, t in enumerate(types[:n_inputs])}
+        self.constants = {}  # offset -> (type, value) of each distinct constant
+        seen = {}
+        for j, value in enumerate(constants):
+            typ = types[n_inputs + j]
+            key = (typ, value.shape, value.strides, value.tobytes())
+            if key not in seen:
+                seen[key] = self._add(typ)
+                self.constants[seen[key]] = (typ, value)
+            self.offset[n_inputs + j] = seen[key]
+        self.false = self._add(numba.types.boolean)
+        self.first = n_inputs + len(constants)  # the first node output's slot
+        self.results = results
+        self.ops = []  # (module name, result offset, argument offsets)
+        self.releases = []  # per op: offsets of the arrays released after it
+        self.owned = []  # offsets of every array the glue makes (released on failure)
+        self.input_conversions = {}  # (slot, function, blas) -> (offset, result type)
 
-    def item(self, slot, j: int):
-        """The slot of item ``j`` of the tuple in ``slot``."""
-        return cgutils.gep_inbounds(self.builder, slot, 0, j)
+    def _add(self, typ) -> int:
+        """A new value of Numba type ``typ`` in the frame; returns its offset."""
+        llty = self.context.get_value_type(typ)
+        align = self.context.get_abi_alignment(llty)
+        self.size = -(-self.size // align) * align
+        offset = self.size
+        self.size += self.context.get_abi_sizeof(llty)
+        return offset
 
-    def _lookup(self, name: str):
-        """The address of the loaded module ``name``'s function (``link.lookup``); a module
-        missing from the table raises RuntimeError."""
-        address = link.lookup(self.builder, name)
-        self._check(self.builder.icmp_unsigned("!=", address, address.type(0)), None)
-        return address
+    def _items(self, typ, offset) -> list:
+        """(type, offset) of the arrays in a value of type ``typ`` at ``offset``."""
+        if not isinstance(typ, numba.types.BaseTuple):
+            return [(typ, offset)]
+        llty = self.context.get_value_type(typ)
+        if isinstance(llty, ir.ArrayType):  # a tuple of one type
+            size = self.context.get_abi_sizeof(llty.element)
+            return [(t, offset + j * size) for j, t in enumerate(typ)]
+        target = self.context.target_data
+        return [(t, offset + llty.get_element_offset(target, j)) for j, t in enumerate(typ)]
 
-    def call(self, name: str, args: list):
-        """Call the loaded module ``name`` on the values in the slots ``args``; returns the
-        slot of its result, which the glue owns. An error it raises goes to the failure
-        path (:meth:`finish`)."""
-        builder = self.builder
-        signature = link.signature_of(name)
-        for i, slot in enumerate(args):  # the adapter takes them through one array:
-            # calls of more than a few arguments are slow to compile unoptimised
-            pointer = builder.bitcast(slot, cgutils.voidptr_t)
-            builder.store(pointer, cgutils.gep_inbounds(builder, self.argv, 0, i))
-        result = cgutils.alloca_once(builder, self.context.get_value_type(signature.return_type))
-        adapter = _adapter(self.context, builder.module, signature)
-        argv = cgutils.gep_inbounds(builder, self.argv, 0, 0)
-        code = builder.call(adapter, [self.addresses[name], result, self.excinfo, argv])
+    def _arrays(self, typ, offset) -> list:
+        return [o for t, o in self._items(typ, offset) if isinstance(t, numba.types.Array)]
+
+    def add_steps(self, helpers) -> None:
+        """The ops, releases and conversions of the steps (``helpers``: per step, the
+        linked conversion module of each argument position that needs one)."""
+        types, slot = self.types, self.first
+        last = {}  # slot -> the step after which it is released (its last reader)
+        for k, step in enumerate(self.steps):
+            for s in list(step.outs) + [s for s in step.args if s >= self.first]:
+                last[s] = k
+        after_step = [[] for _ in self.steps]
+        for s, k in last.items():
+            if s not in self.results:
+                after_step[k].append(s)
+        last_use = {}  # input conversion -> the op after which it is released
+        for k, (step, converts) in enumerate(zip(self.steps, helpers)):
+            signature = link.signature_of(step.kernel)
+            args, temps, inputs = [], [], []
+            for i, (s, (param, blas)) in enumerate(zip(step.args, link.operands(signature))):
+                function = link.needs_helper(types[s], param, blas)
+                if function is None:
+                    args += [self.offset[s], self.false] if blas else [self.offset[s]]
+                    continue
+                if i in converts:  # a linked helper, called by an op of its own
+                    rtype = link.signature_of(converts[i]).return_type
+                    converted = self._add(rtype)
+                    self._op(converts[i], converted, [self.offset[s]], rtype)
+                    temps += self._arrays(rtype, converted)
+                else:  # an input of another layout: converted by code compiled in
+                    key = (s, function, blas)
+                    if key not in self.input_conversions:
+                        rtype = link.converted_type(link.writable(types[s]), blas)
+                        self.input_conversions[key] = (self._add(rtype), rtype)
+                        self.owned += self._arrays(rtype, self.input_conversions[key][0])
+                    converted, rtype = self.input_conversions[key]
+                    inputs.append(key)
+                args += [o for _, o in self._items(rtype, converted)]
+            rtype = signature.return_type
+            result = self._add(rtype)
+            self._op(step.kernel, result, args, rtype)
+            last_use.update((key, len(self.ops) - 1) for key in inputs)
+            items = self._items(rtype, result) if len(step.outs) > 1 else [(rtype, result)]
+            for _, offset in items:
+                self.offset[slot] = offset
+                slot += 1
+            self.releases[-1] += temps + [self.offset[s] for s in after_step[k]]
+        for key, op in last_use.items():
+            self.releases[op] += self._arrays(*reversed(self.input_conversions[key]))
+
+    def _op(self, name, result, args, rtype) -> None:
+        """An op calling ``name``; the arrays of its result are the glue's."""
+        self.ops.append((name, result, args))
+        self.releases.append([])
+        self.owned += self._arrays(rtype, result)
+
+
+_I32, _I64 = ir.IntType(32), ir.IntType(64)
+#: The type every adapter is called through: (address, result, excinfo, argv) -> code
+_ADAPTER_TYPE = ir.FunctionType(
+    callconv.errcode_t,
+    [_I64, cgutils.voidptr_t, callconv.excinfo_ptr_t.as_pointer(), cgutils.voidptr_t.as_pointer()],
+)
+
+
+def _emit(context, builder, sig, args, plan: _Plan):
+    """The glue's IR: the frame filled with the inputs, constants and input conversions,
+    the modules looked up, then one loop over the ops that reads their tables (the IR does
+    not grow with the graph, the tables do), and the results loaded from the frame."""
+    module = builder.module
+    with builder.goto_entry_block():
+        frame = builder.alloca(ir.ArrayType(ir.IntType(8), max(plan.size, 1)))
+        frame.align = 16
+    base = builder.bitcast(frame, cgutils.voidptr_t)
+    cgutils.memset(builder, base, _I64(plan.size), 0)
+
+    def at(offset, typ=None):
+        """A pointer into the frame at ``offset`` (to a value of Numba type ``typ``)."""
+        pointer = builder.gep(base, [offset if isinstance(offset, ir.Value) else _I64(offset)])
+        if typ is None:
+            return pointer
+        return builder.bitcast(pointer, context.get_value_type(typ).as_pointer())
+
+    def table(values, typ=_I64):
+        """A constant array of ``values`` in the module; returns its reader."""
+        content = ir.Constant(ir.ArrayType(typ, max(len(values), 1)), list(values) or [typ(0)])
+        variable = cgutils.global_constant(module, module.get_unique_name("glue.table"), content)
+        return lambda index: builder.load(builder.gep(variable, [_I32(0), index]))
+
+    def tables(lists):
+        """Readers of the concatenated ``lists`` of offsets, of where each list starts, and
+        of its length."""
+        starts = [sum(len(items) for items in lists[:k]) for k in range(len(lists))]
+        return (
+            table([_I64(v) for items in lists for v in items]),
+            table([_I32(v) for v in starts], _I32),
+            table([_I32(len(items)) for items in lists], _I32),
+        )
+
+    def release(offset):
+        """Decref the array whose meminfo is at ``offset`` and null it there."""
+        pointer = builder.bitcast(at(offset), cgutils.voidptr_t.as_pointer())
+        link.decref(builder, builder.load(pointer))
+        builder.store(cgutils.voidptr_t(None), pointer)
+
+    for s, (typ, value) in enumerate(zip(sig.args, args)):
+        builder.store(value, at(plan.offset[s], typ))
+    for offset, (typ, value) in plan.constants.items():
+        builder.store(context.get_constant_generic(builder, typ, value), at(offset, typ))
+    builder.store(cgutils.false_bit, at(plan.false, numba.types.boolean))
+    for (s, function, blas), (offset, rtype) in plan.input_conversions.items():
+        value = builder.load(at(plan.offset[s], plan.types[s]))
+        converted, _ = link.emit_conversion(context, builder, function, plan.types[s], blas, value)
+        builder.store(converted, at(offset, rtype))
+
+    code = cgutils.alloca_once(builder, callconv.errcode_t)
+    excinfo = cgutils.alloca_once(builder, callconv.excinfo_ptr_t)
+    failed = builder.append_basic_block("glue.failed")
+    missing = builder.append_basic_block("glue.missing")
+    names = list(dict.fromkeys(name for name, _, _ in plan.ops))
+    addresses = cgutils.alloca_once(builder, ir.ArrayType(_I64, max(len(names), 1)))
+    for j, name in enumerate(names):
+        slot = cgutils.gep_inbounds(builder, addresses, 0, j)
+        if native.is_native(name):
+            builder.store(builder.ptrtoint(native.define(context, module, name), _I64), slot)
+            continue
+        address = link.lookup(builder, name)
+        found = builder.append_basic_block("glue.found")
+        builder.cbranch(builder.icmp_unsigned("!=", address, _I64(0)), found, missing)
+        builder.position_at_end(found)
+        builder.store(address, slot)
+
+    adapter_of = table(
+        [
+            _adapter(context, module, link.signature_of(name)).bitcast(cgutils.voidptr_t)
+            for name, _, _ in plan.ops
+        ],
+        cgutils.voidptr_t,
+    )
+    address_of = table([_I32(names.index(name)) for name, _, _ in plan.ops], _I32)
+    result_of = table([_I64(result) for _, result, _ in plan.ops])
+    arg_offset, arg_start, arg_count = tables([a for _, _, a in plan.ops])
+    release_offset, release_start, release_count = tables(plan.releases)
+    argv = cgutils.alloca_once(
+        builder, ir.ArrayType(cgutils.voidptr_t, max([len(a) for _, _, a in plan.ops] + [1]))
+    )
+    with cgutils.for_range(builder, _I32(len(plan.ops))) as op:
+        k = op.index
+        start = arg_start(k)
+        with cgutils.for_range(builder, arg_count(k)) as arg:
+            offset = arg_offset(builder.add(start, arg.index))
+            builder.store(at(offset), cgutils.gep_inbounds(builder, argv, 0, arg.index))
+        address = builder.load(cgutils.gep_inbounds(builder, addresses, 0, address_of(k)))
+        adapter = builder.bitcast(adapter_of(k), _ADAPTER_TYPE.as_pointer())
+        argv0 = cgutils.gep_inbounds(builder, argv, 0, 0)
+        status = builder.call(adapter, [address, at(result_of(k)), excinfo, argv0])
+        builder.store(status, code)
         ok = builder.or_(
-            builder.icmp_signed("==", code, callconv.RETCODE_OK),
-            builder.icmp_signed("==", code, callconv.RETCODE_NONE),
+            builder.icmp_signed("==", status, callconv.RETCODE_OK),
+            builder.icmp_signed("==", status, callconv.RETCODE_NONE),
         )
-        self._check(ok, code)
-        return self.own(signature.return_type, result)
-
-    def own(self, typ, slot):
-        """Record that the glue owns the value in ``slot`` (zeroed on entry, as every slot
-        is: ``cgutils.alloca_once``): a failed call releases it. Returns ``slot``."""
-        self._owned.append((typ, slot))
-        return slot
-
-    def _check(self, ok, code) -> None:
-        """Go on if ``ok``; else take the failure path with the error ``code`` (a failed
-        call's, its exception in ``excinfo``) or, with ``code`` None, that of a kernel that
-        is not loaded."""
-        builder = self.builder
-        if self._failed is None:
-            self._failed = builder.function.append_basic_block("glue.failed")
-            self._missing = builder.function.append_basic_block("glue.missing")
         following = builder.append_basic_block("glue.next")
-        if code is None:
-            builder.cbranch(ok, following, self._missing)
-        else:
-            builder.store(code, self.code)
-            builder.cbranch(ok, following, self._failed)
+        builder.cbranch(ok, following, failed)
         builder.position_at_end(following)
+        start = release_start(k)
+        with cgutils.for_range(builder, release_count(k)) as item:
+            release(release_offset(builder.add(start, item.index)))
 
-    def finish(self, out, done) -> None:
-        """Fill the blocks that failed calls and lookups branch to (after the last call): a
-        failure releases the values the glue made and goes to ``done`` with its error code
-        and exception in the first two items of the tuple in ``out`` (the others null),
-        which the entry passes on (:func:`propagate`) once it has released its own
-        references, as a ``raise`` would."""
-        if self._failed is None:
-            return
-        builder = ir.IRBuilder(self._failed)
-        for typ, slot in self._owned:  # the values still alive (released ones are null)
-            items = (
-                list(enumerate(typ)) if isinstance(typ, numba.types.BaseTuple) else [(None, typ)]
-            )
-            for j, item in items:
-                if isinstance(item, numba.types.Array):
-                    pointer = slot if j is None else cgutils.gep_inbounds(builder, slot, 0, j)
-                    _decref(self.context, builder, item, pointer)
-        builder.store(builder.load(self.code), cgutils.gep_inbounds(builder, out, 0, 0))
-        excinfo = builder.ptrtoint(builder.load(self.excinfo), cgutils.intp_t)
-        builder.store(excinfo, cgutils.gep_inbounds(builder, out, 0, 1))
-        builder.branch(done)
-        builder.position_at_end(self._missing)  # a RuntimeError, passed on the same way
-        message = (
-            "a fusegraph kernel of this function is not loaded in this process (compile it again)"
-        )
-        call_conv = self.context.call_conv
-        call_conv.set_static_user_exc(builder, RuntimeError, exc_args=(message,))
-        builder.store(call_conv.check_try_status(builder).excinfo, self.excinfo)
-        builder.store(callconv.RETCODE_USEREXC, self.code)
-        builder.branch(self._failed)
+    out = cgutils.alloca_once(builder, context.get_value_type(sig.return_type))  # zeroed
+    done = builder.append_basic_block("glue.done")
+    values = [builder.load(at(plan.offset[s], plan.types[s])) for s in plan.results]
+    status = [callconv.RETCODE_OK, context.get_constant(numba.types.intp, 0)]
+    builder.store(context.make_tuple(builder, sig.return_type, status + values), out)
+    builder.branch(done)
 
-    def release(self, typ, slot) -> None:
-        """Release the array in ``slot`` (of Numba type ``typ``) and null it there."""
-        _decref(self.context, self.builder, typ, slot, forget=True)
-
-
-def _decref(context, builder, typ, slot, forget=False) -> None:
-    """Decref the array (Numba type ``typ``) in ``slot`` (``link.decref``), then null its
-    meminfo there if ``forget``."""
-    position = context.data_model_manager[typ].get_field_position("meminfo")
-    pointer = cgutils.gep_inbounds(builder, slot, 0, position)
-    meminfo = builder.load(pointer)
-    link.decref(builder, meminfo)
-    if forget:
-        builder.store(meminfo.type(None), pointer)
+    # A failed call releases what the glue made (the arrays released already are null:
+    # no-ops) and returns its error code and exception, which the entry passes on
+    # (``propagate``) once it has released its own references, as a ``raise`` would.
+    builder.position_at_end(failed)
+    owned = table([_I64(offset) for offset in plan.owned])
+    with cgutils.for_range(builder, _I32(len(plan.owned))) as item:
+        release(owned(item.index))
+    builder.store(builder.load(code), cgutils.gep_inbounds(builder, out, 0, 0))
+    exc = builder.ptrtoint(builder.load(excinfo), cgutils.intp_t)
+    builder.store(exc, cgutils.gep_inbounds(builder, out, 0, 1))
+    builder.branch(done)
+    builder.position_at_end(missing)  # a module not loaded: a RuntimeError, passed on alike
+    message = "a fusegraph kernel of this function is not loaded in this process (compile it again)"
+    context.call_conv.set_static_user_exc(builder, RuntimeError, exc_args=(message,))
+    builder.store(context.call_conv.check_try_status(builder).excinfo, excinfo)
+    builder.store(callconv.RETCODE_USEREXC, code)
+    builder.branch(failed)
+    builder.position_at_end(done)
+    return builder.load(out)
 
 
 def _adapter(context, module, signature):

@@ -287,6 +287,60 @@ def test_a_failed_kernel_call_in_the_glue_releases_every_value():
     np.testing.assert_allclose(f(a, v, v)[0], 2 * np.tanh(a @ v), rtol=1e-14)
 
 
+def test_glue_constants_of_equal_bytes_keep_their_shapes():
+    """The glue keeps one copy of each distinct constant: equal bytes in another shape or
+    layout are another constant."""
+    x, y = fg.matrix("x"), fg.matrix("y")
+    c = np.arange(6.0)
+    f = fg.function([x, y], [x * c.reshape(2, 3), y * c.reshape(3, 2), x * c.reshape(3, 2).T])
+    assert "_glue = glue.body(" in f.source
+    a = np.ones((2, 3))
+    got = f(a, a.T)
+    for value, want in zip(got, [c.reshape(2, 3), c.reshape(3, 2), c.reshape(3, 2).T]):
+        np.testing.assert_array_equal(value, want)
+
+
+def test_shape_nodes_run_in_the_glue_without_kernels():
+    """Shape, ShapeI and MakeVector nodes of a glued graph are the glue's own code: no
+    kernel of theirs compiles, their values are the interpreter's (any layout, 0-size, an
+    int32 vector), and a failure after them leaks nothing."""
+    from numba.core.runtime import _nrt_python, rtsys
+
+    x, y, k = fg.matrix("x"), fg.vector("y"), fg.vector("k", dtype="int32")
+    outs = [
+        x.shape,
+        k.shape[0] + x.shape[1],
+        fg.zeros((x.shape[1], x.shape[0])) + y.sum(),
+        x.reshape((x.shape[0] * x.shape[1],)) * 2.0 + y[0],
+    ]
+    f = fg.function([x, y, k], outs)
+    ops = {type(n.op).__name__ for n in f.graph.toposort()}
+    assert {"Shape", "ShapeI", "MakeVector"} <= ops
+    units = " ".join(u["what"] for u in _linked(f))
+    assert all(f"kernel: {op}" not in units for op in ("Shape", "ShapeI", "MakeVector"))
+    reference = fg.function([x, y, k], outs, mode="py")
+    a = np.arange(12.0).reshape(3, 4)
+    for arg in (a, a[:, ::2], a.T, a[:0]):
+        args = (arg, np.full(2, 0.5), np.arange(5, dtype="int32"))
+        for got, want in zip(f(*args), reference(*args), strict=True):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+
+    def live():
+        stats = rtsys.get_allocation_stats()
+        return stats.alloc - stats.free, stats.mi_alloc - stats.mi_free
+
+    _nrt_python.memsys_enable_stats()
+    try:
+        before = live()
+        for _ in range(3):
+            with pytest.raises(IndexError):
+                f(a, np.ones(0), np.arange(5, dtype="int32"))  # y[0] fails after the shapes
+        assert live() == before
+    finally:
+        _nrt_python.memsys_disable_stats()
+
+
 def test_a_worker_that_does_not_answer_in_time_is_ended(monkeypatch):
     def hung(shared):  # takes every unit and answers none
         with shared._cond:
