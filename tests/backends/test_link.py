@@ -341,6 +341,34 @@ def test_shape_nodes_run_in_the_glue_without_kernels():
         _nrt_python.memsys_disable_stats()
 
 
+@pytest.mark.parametrize(
+    "n, k",
+    [(2, 3), (-1, 3), (2, -1), (3, 1), (4, 3), (-1, -1), (11, (6 + 2**64) // 11), (0, -1)],
+)
+def test_native_reshape_and_alloc_match_the_interpreter(n, k):
+    """The glue's own Reshape (-1 inferred anywhere; the wrong size, two unknowns, a product
+    that wraps around int64) and Alloc (negative and too large dims) give the interpreter's
+    values or raise its exception, with no kernel compiled."""
+    x = fg.vector("x")
+    dims = [fg.scalar(name, dtype="int64") for name in ("n", "k")]
+    outs = [x.reshape(tuple(dims)), fg.full((dims[1], dims[0]), 2.5), fg.zeros(dims, "bool")]
+    f = fg.function([x, *dims], outs)
+    assert not _linked(f)  # every node is the glue's own
+    reference = fg.function([x, *dims], outs, mode="py")
+    for values in [(np.arange(6.0), n, k), (np.arange(12.0)[::2], n, k)]:
+        try:
+            want = reference(*values)
+        except ValueError as exc:
+            with pytest.raises(ValueError, match=str(exc).split(":")[0].split(" (")[0]):
+                f(*values)
+            continue
+        for got, w in zip(f(*values), want, strict=True):
+            assert got.dtype == w.dtype
+            np.testing.assert_array_equal(got, w)
+    with pytest.raises(ValueError, match="too big"):
+        fg.function(dims, fg.full(dims, 1.0))(2, 2**62)
+
+
 def test_a_worker_that_does_not_answer_in_time_is_ended(monkeypatch):
     def hung(shared):  # takes every unit and answers none
         with shared._cond:
