@@ -196,6 +196,7 @@ def name_of(op, in_types, out_types) -> str | None:
 
 
 def is_native(name: str) -> bool:
+    """Whether ``name`` is a function :func:`name_of` gave (not a kernel module)."""
     return name.startswith(_PREFIX)
 
 

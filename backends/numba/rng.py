@@ -500,6 +500,8 @@ def fill_permutation(st, out):
 
 
 __all__ = [
+    "CHOICE_ATOL",
+    "bounded",
     "fill_bernoulli",
     "fill_binomial",
     "fill_choice",
@@ -508,6 +510,7 @@ __all__ = [
     "fill_permutation",
     "fill_uniform",
     "fill_weighted_choice",
+    "next32",
     "next64",
     "next_double",
 ]
