@@ -351,15 +351,6 @@ class FunctionGraph:
             self._order = toposort(self.outputs)
         return self._order
 
-    @property
-    def clients(self) -> dict:
-        """Map from each variable to the list of (node, input position) that read it."""
-        result = {}
-        for node in self.toposort():
-            for i, var in enumerate(node.inputs):
-                result.setdefault(var, []).append((node, i))
-        return result
-
     def __repr__(self) -> str:
         ins = ", ".join(f"{v}: {v.type}" for v in self.inputs)
         return f"FunctionGraph(inputs=[{ins}], {len(self.toposort())} nodes)"

@@ -197,11 +197,6 @@ class TensorType:
         """Per dim, True where the static length is 1 (Theano's broadcastable pattern)."""
         return tuple(d == 1 for d in self.shape)
 
-    def is_compatible(self, other: TensorType) -> bool:
-        """True if a value of ``other`` can stand where this type is expected (same dtype
-        and ndim, no contradicting static dim)."""
-        return self.dtype == other.dtype and shapes_agree(self.shape, other.shape)
-
     def accepts(self, value: np.ndarray) -> str | None:
         """Return None if the array ``value`` fits this type, else a description of why not."""
         if value.dtype.name != self.dtype:

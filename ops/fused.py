@@ -136,10 +136,6 @@ class FusedElemwise(Op):
 
     # ----------------------------------------------------------------------- graph helpers
 
-    def is_input(self, ref: int) -> bool:
-        """True if ``ref`` names an input (else it names ``steps[ref - nin]``)."""
-        return ref < self.nin
-
     def depends_on(self, ref: int) -> tuple:
         """The sorted input indices that the value ``ref`` depends on."""
         return self._deps[ref]

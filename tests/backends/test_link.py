@@ -2,6 +2,7 @@
 per machine, called through the kernel table; ``Function.compile_stats`` and the progress
 report."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -30,6 +31,24 @@ def _expr(a, b):
 
 def _linked(f):
     return [u for u in f.compile_stats["per_unit"] if u["kind"] == "kernel"]
+
+
+@contextlib.contextmanager
+def _no_leaks():
+    """Fails unless the block leaves NRT's live allocations and meminfos as it found them."""
+    from numba.core.runtime import _nrt_python, rtsys
+
+    def live():
+        stats = rtsys.get_allocation_stats()
+        return stats.alloc - stats.free, stats.mi_alloc - stats.mi_free
+
+    _nrt_python.memsys_enable_stats()
+    try:
+        before = live()
+        yield
+        assert live() == before
+    finally:
+        _nrt_python.memsys_disable_stats()
 
 
 def test_a_kernel_that_several_nodes_run_is_linked_once():
@@ -261,29 +280,18 @@ def test_glue_raises_when_a_kernel_is_missing_from_the_table():
 def test_a_failed_kernel_call_in_the_glue_releases_every_value():
     """A kernel that raises: its error reaches the caller, and neither the values the glue
     made nor the entry's references to the inputs stay alive (NRT's live allocations)."""
-    from numba.core.runtime import _nrt_python, rtsys
-
     W, x, y = fg.matrix("W"), fg.vector("x"), fg.vector("y")
     h = fg.tanh(fg.dot(W, x))
     f = fg.function([W, x, y], [h * 2.0, fg.exp(fg.dot(W, h)) + y])  # glue: LINK_NODES = 0
     a, v = np.full((4, 4), 0.1), np.ones(4)
     np.testing.assert_allclose(f(a, v, v)[1], np.exp(a @ np.tanh(a @ v)) + v, rtol=1e-14)
 
-    def live():
-        stats = rtsys.get_allocation_stats()
-        return stats.alloc - stats.free, stats.mi_alloc - stats.mi_free
-
-    _nrt_python.memsys_enable_stats()
-    try:
-        before = live()
+    with _no_leaks():
         for _ in range(5):
             with pytest.raises(ValueError, match="could not be broadcast"):
                 f._compiled.call(a, v, np.ones(3))
             with pytest.raises(ValueError, match="could not be broadcast"):
                 f(a, v, np.ones(3))
-        assert live() == before
-    finally:
-        _nrt_python.memsys_disable_stats()
     np.testing.assert_allclose(f(a, v, v)[0], 2 * np.tanh(a @ v), rtol=1e-14)
 
 
@@ -304,8 +312,6 @@ def test_shape_nodes_run_in_the_glue_without_kernels():
     """Shape, ShapeI and MakeVector nodes of a glued graph are the glue's own code: no
     kernel of theirs compiles, their values are the interpreter's (any layout, 0-size, an
     int32 vector), and a failure after them leaks nothing."""
-    from numba.core.runtime import _nrt_python, rtsys
-
     x, y, k = fg.matrix("x"), fg.vector("y"), fg.vector("k", dtype="int32")
     outs = [
         x.shape,
@@ -326,19 +332,10 @@ def test_shape_nodes_run_in_the_glue_without_kernels():
             assert got.dtype == want.dtype
             np.testing.assert_array_equal(got, want)
 
-    def live():
-        stats = rtsys.get_allocation_stats()
-        return stats.alloc - stats.free, stats.mi_alloc - stats.mi_free
-
-    _nrt_python.memsys_enable_stats()
-    try:
-        before = live()
+    with _no_leaks():
         for _ in range(3):
             with pytest.raises(IndexError):
                 f(a, np.ones(0), np.arange(5, dtype="int32"))  # y[0] fails after the shapes
-        assert live() == before
-    finally:
-        _nrt_python.memsys_disable_stats()
 
 
 @pytest.mark.parametrize(

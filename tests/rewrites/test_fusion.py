@@ -126,7 +126,7 @@ def test_fused_op_impl_and_depends_on():
     top, neg = op.impl(x, y)
     np.testing.assert_array_equal(top, np.max(np.exp(x) + y, axis=1))
     np.testing.assert_array_equal(neg, -x)
-    assert op.depends_on(3) == (0, 1) and op.depends_on(4) == (0,) and op.is_input(1)
+    assert op.depends_on(3) == (0, 1) and op.depends_on(4) == (0,) and op.nin == 2
     node = op.make_node(fg.matrix("x"), fg.vector("y"))
     assert [str(o.type) for o in node.outputs] == ["float64 vector", "float64 matrix"]
 

@@ -1,5 +1,6 @@
-"""Kernels of the reductions and nn ops: Reduce, ArgReduce, LogSumExp, Softmax, LogSoftmax,
-CrossentropyCategorical1Hot, CrossentropySoftmax1HotDx, SumTo."""
+"""Kernels of the reductions and nn ops: ArgReduce, LogSumExp, Softmax, LogSoftmax,
+CrossentropyCategorical1Hot, CrossentropySoftmax1HotDx, SumTo (``Reduce`` is a fused loop,
+``loops``)."""
 
 from __future__ import annotations
 
