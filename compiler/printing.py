@@ -152,23 +152,41 @@ def dprint(obj, file=None) -> str:
 
 # --------------------------------------------------------------------------- pprint
 
-_ATOM = 100  # names, calls and parenthesised expressions: never need parentheses
-_UNARY = 30  # -x and ~x: bind tighter than * but looser than ** (as in Python)
+ATOM = 100  # names, calls and parenthesised expressions: never need parentheses
+UNARY = 30  # -x and ~x: bind tighter than * but looser than ** (as in Python)
 _UNARY_SYMBOLS = {"neg": "-", "logical_not": "~"}
 
 
-def _wrap(text_prec, min_prec: int) -> str:
+def wrap(text_prec, min_prec: int) -> str:
     """Parenthesise an operand whose precedence is not above ``min_prec``."""
     text, prec = text_prec
     return text if prec > min_prec else f"({text})"
+
+
+def operator_text(name: str, args: list) -> tuple | None:
+    """``(text, precedence)`` of the scalar op ``name`` on ``(text, precedence)`` operands
+    written as a Python operator (``a + b``, ``-a``; ``ops.scalar.INFIX``), or None if it
+    prints as a call. Python's rules: ``+ - * /`` group left to right, ``**`` right to
+    left, and comparisons do not chain, so only the operands that need them get brackets;
+    a unary operand that is not atomic always does: -(x ** 2), not -x ** 2."""
+    from fusegraph.ops.scalar import INFIX
+
+    if name in INFIX and len(args) == 2:
+        symbol, prec = INFIX[name]
+        left = prec if name == "pow" or prec <= 5 else prec - 1
+        right = prec - 1 if name == "pow" else prec
+        return f"{wrap(args[0], left)} {symbol} {wrap(args[1], right)}", prec
+    if name in _UNARY_SYMBOLS and len(args) == 1:
+        return f"{_UNARY_SYMBOLS[name]}{wrap(args[0], ATOM - 1)}", UNARY
+    return None
 
 
 def _pprint_leaf(var: Variable):
     if isinstance(var, Constant):
         text = _constant_text(var) or repr(var)
         # A negative number reads as a unary minus: (-1.0) ** x, not -1.0 ** x.
-        return text, _UNARY if text.startswith("-") else _ATOM
-    return (var.name or repr(var)), _ATOM
+        return text, UNARY if text.startswith("-") else ATOM
+    return (var.name or repr(var)), ATOM
 
 
 def _index_text(idx, index_args) -> str | None:
@@ -210,48 +228,39 @@ def _indexing_text(op, args) -> str | None:
         return None
     if name in ("Subtensor", "AdvancedSubtensor"):
         index = _index_text(idx, args[1:])
-        return None if index is None else f"{_wrap(args[0], _ATOM - 1)}[{index}]"
+        return None if index is None else f"{wrap(args[0], ATOM - 1)}[{index}]"
     if name == "IncSubtensor":
         index = _index_text(idx, args[2:])
         fn = "set_subtensor" if getattr(op, "set_instead_of_inc", False) else "inc_subtensor"
         if index is not None:
-            return f"{fn}({_wrap(args[0], _ATOM - 1)}[{index}], {args[1][0]})"
+            return f"{fn}({wrap(args[0], ATOM - 1)}[{index}], {args[1][0]})"
     return None
 
 
 def _pprint_node(var: Variable, args: list):
     from fusegraph.ops.elemwise import Elemwise
     from fusegraph.ops.linalg import MatMul
-    from fusegraph.ops.scalar import INFIX
     from fusegraph.ops.shape import DimShuffle, Shape, ShapeI
 
     op = var.owner.op
     if isinstance(op, Elemwise):
-        name = op.scalar_op.name
-        if name in INFIX and len(args) == 2:
-            # Python's rules: ``+ - * /`` group left to right, ``**`` right to left, and
-            # comparisons do not chain, so only the operands that need them get brackets.
-            symbol, prec = INFIX[name]
-            left = prec if name == "pow" or prec <= 5 else prec - 1
-            right = prec - 1 if name == "pow" else prec
-            return f"{_wrap(args[0], left)} {symbol} {_wrap(args[1], right)}", prec
-        if name in _UNARY_SYMBOLS and len(args) == 1:
-            # Any operand that is not atomic gets brackets: -(x ** 2), not -x ** 2.
-            return f"{_UNARY_SYMBOLS[name]}{_wrap(args[0], _ATOM - 1)}", _UNARY
+        text = operator_text(op.scalar_op.name, args)
+        if text is not None:
+            return text
     if isinstance(op, MatMul):
-        return f"{_wrap(args[0], 19)} @ {_wrap(args[1], 20)}", 20
+        return f"{wrap(args[0], 19)} @ {wrap(args[1], 20)}", 20
     if isinstance(op, Shape):
-        return f"{_wrap(args[0], _ATOM - 1)}.shape", _ATOM
+        return f"{wrap(args[0], ATOM - 1)}.shape", ATOM
     if isinstance(op, DimShuffle):
         pattern = ", ".join(map(repr, op.new_order))
-        return f"{_wrap(args[0], _ATOM - 1)}.dimshuffle({pattern})", _ATOM
+        return f"{wrap(args[0], ATOM - 1)}.dimshuffle({pattern})", ATOM
     if isinstance(op, ShapeI):
-        return f"{_wrap(args[0], _ATOM - 1)}.shape[{op.i}]", _ATOM
+        return f"{wrap(args[0], ATOM - 1)}.shape[{op.i}]", ATOM
     indexed = _indexing_text(op, args)
     if indexed is not None:
-        return indexed, _ATOM
+        return indexed, ATOM
     suffix = f".{var.index}" if len(var.owner.outputs) > 1 else ""
-    return f"{op}{suffix}({', '.join(text for text, _ in args)})", _ATOM
+    return f"{op}{suffix}({', '.join(text for text, _ in args)})", ATOM
 
 
 def pprint(var) -> str:

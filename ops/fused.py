@@ -13,7 +13,8 @@ import numpy as np
 
 from fusegraph.graph import Apply, NullGrad, Op, as_tensor
 from fusegraph.ops.reduction import Reduce, reduce_dtype, reduced_shape
-from fusegraph.ops.scalar import INFIX, ScalarOp
+from fusegraph.ops.scalar import ScalarOp
+from fusegraph.printing import ATOM, UNARY, operator_text
 from fusegraph.types import (
     TensorType,
     as_dtype,
@@ -242,14 +243,14 @@ class FusedElemwise(Op):
         is bound first as ``s0 = ...;``; several outputs are separated by commas."""
         uses = Counter(a for _, args in self.steps for a in args)
         uses.update(self.outputs)
-        texts = {i: (f"i{i}", _ATOM) for i in range(self.nin)}
+        texts = {i: (f"i{i}", ATOM) for i in range(self.nin)}
         bindings = []
         for j, (op, args) in enumerate(self.steps):
             text = _render(op, [texts[a] for a in args])
             if uses[self.nin + j] > 1 and op.nin:
                 name = f"s{len(bindings)}"
                 bindings.append(f"{name} = {text[0]}")
-                text = (name, _ATOM)
+                text = (name, ATOM)
             texts[self.nin + j] = text
         outs = [texts[r][0] for r in self.outputs]
         if self.reduction is not None:
@@ -258,29 +259,13 @@ class FusedElemwise(Op):
         return "; ".join(bindings + [", ".join(outs)])
 
 
-# Operator precedence for ``expression`` (the rules of ``fusegraph.printing.pprint``).
-_ATOM = 100
-_UNARY = 30
-_UNARY_SYMBOLS = {"neg": "-", "logical_not": "~"}
-
-
-def _wrap(text_prec, min_prec: int) -> str:
-    text, prec = text_prec
-    return text if prec > min_prec else f"({text})"
-
-
 def _render(op: ScalarOp, args: list) -> tuple:
+    """``(text, precedence)`` of ``op`` on rendered operands, by ``pprint``'s rules."""
     if isinstance(op, ScalarConstant):
         text = str(op)
-        return text, _UNARY if text.startswith("-") else _ATOM
-    if op.name in INFIX and len(args) == 2 and type(op) is ScalarOp:
-        symbol, prec = INFIX[op.name]
-        left = prec if op.name == "pow" or prec <= 5 else prec - 1
-        right = prec - 1 if op.name == "pow" else prec
-        return f"{_wrap(args[0], left)} {symbol} {_wrap(args[1], right)}", prec
-    if op.name in _UNARY_SYMBOLS and len(args) == 1 and type(op) is ScalarOp:
-        return f"{_UNARY_SYMBOLS[op.name]}{_wrap(args[0], _ATOM - 1)}", _UNARY
-    return f"{op}({', '.join(text for text, _ in args)})", _ATOM
+        return text, UNARY if text.startswith("-") else ATOM
+    text = operator_text(op.name, args) if type(op) is ScalarOp else None
+    return text or (f"{op}({', '.join(text for text, _ in args)})", ATOM)
 
 
 __all__ = ["FusedElemwise", "Reduction", "ScalarConstant", "Step"]

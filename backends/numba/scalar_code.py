@@ -35,7 +35,7 @@ import numpy as np
 from fusegraph.backends.numba import vecmath
 from fusegraph.ops.fused import ScalarConstant
 from fusegraph.ops.scalar import Cast, ScalarOp
-from fusegraph.types import as_dtype
+from fusegraph.types import as_dtype, is_float
 
 _jit = numba.njit(inline="always", error_model="numpy")
 
@@ -333,10 +333,6 @@ def _unsigned(dtype: str) -> bool:
     return dtype.startswith("uint")
 
 
-def _is_float(dtype: str) -> bool:
-    return dtype.startswith("float")
-
-
 def _suffix(dtype: str) -> str:
     return "f32" if dtype == "float32" else "f64"
 
@@ -347,7 +343,7 @@ def cast_expr(arg: str, src: str, dst: str) -> str:
         return arg
     if dst == "bool":
         return f"({arg} != 0)"
-    if _is_float(src) and not _is_float(dst):  # x86-64's conversions (see the header)
+    if is_float(src) and not is_float(dst):  # x86-64's conversions (see the header)
         if dst in ("int64", "uint64"):
             return f"_f_to_{'i' if dst == 'int64' else 'u'}64({arg})"
         return f"np.{dst}(_f_to_i{64 if dst == 'uint32' else 32}({arg}))"
@@ -366,7 +362,7 @@ def constant_expr(value, dtype: str) -> str:
     value = np.asarray(value, dtype=dtype)[()]
     if dtype == "bool":
         return f"np.bool_({bool(value)})"  # a plain bool, not Numba's Literal[bool]
-    if not _is_float(dtype):
+    if not is_float(dtype):
         return f"np.{dtype}({int(value)})"
     v = float(value)
     if math.isnan(v):
@@ -431,7 +427,7 @@ def scalar_expr(op: ScalarOp, in_dtypes: tuple, out_dtype: str, args: list) -> s
         return f"({x} if {_truth(args[0], in_dtypes[0])} else {y})"
     # Everything else computes in its output dtype, as NumPy's loops do.
     c = [cast_expr(a, d, out) for a, d in zip(args, in_dtypes)]
-    if _is_float(out):
+    if is_float(out):
         return _float_expr(name, out, c)
     return _int_expr(name, out, c)
 
@@ -457,7 +453,7 @@ def _compare(name: str, in_dtypes: tuple, args: list) -> str:
 
 
 def _classify(name: str, dtype: str, arg: str) -> str:
-    if not _is_float(dtype):
+    if not is_float(dtype):
         # Written with the argument so that the result is a plain (not literal) bool.
         return f"({arg} == {arg})" if name == "isfinite" else f"({arg} != {arg})"
     if name == "isnan":

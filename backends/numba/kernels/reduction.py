@@ -18,13 +18,10 @@ from fusegraph.backends.numba.kernels.base import (
 from fusegraph.backends.numba.kernels.shape import _read_shape_vector
 from fusegraph.backends.numba.scalar_code import cast_expr, np_dtype
 from fusegraph.ops import grad_ops, nn, reduction
+from fusegraph.types import is_float
 
 # ----------------------------------------------------------------------------------------
 # reductions
-
-
-def _is_float(dtype):
-    return dtype in ("float32", "float64")
 
 
 def _grouped(code, nd, axes):
@@ -46,7 +43,7 @@ def _arg_reduce(op, in_types, out_types, name):
     better = {"argmax": ">", "argmin": "<"}[op.kind]
     if src == "bool":
         test = "v and not best" if op.kind == "argmax" else "best and not v"
-    elif _is_float(src):
+    elif is_float(src):
         test = f"v {better} best or (v != v and best == best)"
     else:
         test = f"v {better} best"
