@@ -13,8 +13,8 @@ import numpy as np
 from fusegraph.graph import Apply, Op, as_tensor, constant
 from fusegraph.ops import elemwise as ew
 from fusegraph.ops.scalar import float_dtype
-from fusegraph.ops.shape import shape_i
-from fusegraph.types import TensorType, as_dtype, fmt_shape, is_float
+from fusegraph.ops.shape import normalize_axes, shape_i
+from fusegraph.types import TensorType, as_dtype, is_float
 
 # --------------------------------------------------------------------------- axis helpers
 
@@ -32,27 +32,11 @@ def axis_field(axis):
 
 
 def normalize_axis(axis, x, op) -> tuple:
-    """The axes ``axis`` (None, an int or a tuple of ints; negative counts from the end)
-    designates on variable ``x``, as a sorted tuple of non-negative ints.
-
-    Raises ``numpy.exceptions.AxisError`` (a ValueError and an IndexError) for an axis out
-    of range and ValueError for a repeated axis, naming ``op``. A 0-d input has no axes,
-    so only None and ``()`` are valid for it (NumPy also accepts 0 and -1 there).
-    """
-    ndim = x.ndim
+    """The axes ``axis`` (None for all, an int or a tuple of ints) designates on variable
+    ``x``, as a sorted tuple of non-negative ints (``shape.normalize_axes``, naming ``op``)."""
     if axis is None:
-        return tuple(range(ndim))
-    axes = []
-    for a in axis_field(axis):
-        if not -ndim <= a < ndim:
-            raise np.exceptions.AxisError(
-                f"{op}: axis {a} is out of bounds for an input of shape "
-                f"{fmt_shape(x.type.shape)} ({ndim}-d)"
-            )
-        axes.append(a % ndim)
-    if len(set(axes)) != len(axes):
-        raise ValueError(f"{op}: duplicate value in axis {axis!r} (input is {ndim}-d)")
-    return tuple(sorted(axes))
+        return tuple(range(x.ndim))
+    return tuple(sorted(normalize_axes(axis_field(axis), x.ndim, str(op), x.type.shape)))
 
 
 def reduced_shape(shape: tuple, axes: tuple, keepdims: bool) -> tuple:

@@ -379,19 +379,29 @@ class DimShuffle(Op):
         return (None,) * length
 
 
+def normalize_axes(axes, ndim: int, what: str, shape: tuple | None = None) -> tuple:
+    """The axes ``axes`` (an int or a sequence of ints; a negative one counts from the end)
+    of an ``ndim``-d input as non-negative ints, in their order.
+
+    Raises ``numpy.exceptions.AxisError`` (a ValueError and an IndexError) for an axis out
+    of range and ValueError for a repeated one, naming ``what`` (and the input's static
+    ``shape`` when given). A 0-d input has no axes (NumPy also accepts 0 and -1 there).
+    """
+    items = (axes,) if np.ndim(axes) == 0 else tuple(axes)
+    out = []
+    for a in items:
+        a = _index(a, f"{what}: axis")
+        if not -ndim <= a < ndim:
+            where = "" if shape is None else f" (an input of shape {fmt_shape(shape)})"
+            raise AxisError(f"{what}: axis {a} is out of bounds for {ndim} dims{where}")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{what}: repeated axis, a duplicate value in axis {axes!r}")
+    return tuple(out)
+
+
 def _norm_axis(axis, ndim: int, what: str) -> int:
-    axis = _index(axis, f"{what}: axis")
-    if not -ndim <= axis < ndim:
-        raise AxisError(f"{what}: axis {axis} is out of bounds for {ndim} dims")
-    return axis % ndim
-
-
-def _norm_axes(axes, ndim: int, what: str) -> tuple:
-    axes = (axes,) if np.ndim(axes) == 0 else tuple(axes)
-    axes = tuple(_norm_axis(a, ndim, what) for a in axes)
-    if len(set(axes)) != len(axes):
-        raise ValueError(f"{what}: repeated axis in {axes}")
-    return axes
+    return normalize_axes(_index(axis, f"{what}: axis"), ndim, what)[0]
 
 
 def dimshuffle(x, pattern):
@@ -421,7 +431,7 @@ def transpose(x, axes=None):
     x = as_tensor(x)
     if axes is None:
         return dimshuffle(x, tuple(reversed(range(x.ndim))))
-    axes = _norm_axes(axes, x.ndim, "transpose")
+    axes = normalize_axes(axes, x.ndim, "transpose")
     if len(axes) != x.ndim:
         raise ValueError(f"transpose: axes {axes} don't match an input with {x.ndim} dims")
     return dimshuffle(x, axes)
@@ -436,7 +446,7 @@ def expand_dims(x, axis):
     """
     x = as_tensor(x)
     n_new = 1 if np.ndim(axis) == 0 else len(tuple(axis))
-    axes = _norm_axes(axis, x.ndim + n_new, "expand_dims")
+    axes = normalize_axes(axis, x.ndim + n_new, "expand_dims")
     old = iter(range(x.ndim))
     return dimshuffle(x, tuple("x" if i in axes else next(old) for i in range(x.ndim + n_new)))
 
@@ -456,7 +466,7 @@ def squeeze(x, axis=None):
     if axis is None:
         drop = tuple(a for a, d in enumerate(x.type.shape) if d == 1)
     else:
-        drop = _norm_axes(axis, x.ndim, "squeeze")
+        drop = normalize_axes(axis, x.ndim, "squeeze")
         for a in drop:
             if x.type.shape[a] not in (None, 1):
                 raise ValueError(
