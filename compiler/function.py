@@ -9,8 +9,6 @@ import textwrap
 import threading
 import warnings
 
-import numpy as np
-
 from fusegraph.backends import py
 from fusegraph.errors import MissingInputError, UnusedInputError
 from fusegraph.graph import (
@@ -27,7 +25,6 @@ from fusegraph.rewrites.identity import remove_forward_identities
 from fusegraph.rewrites.passes import optimize
 from fusegraph.shared import SharedVariable
 from fusegraph.sourceinfo import user_frame
-from fusegraph.types import fmt_shape, lossless
 
 
 def function(
@@ -493,28 +490,7 @@ class Function:
         ]
 
     def _convert(self, pos, var, arg):
-        arr = arg if isinstance(arg, np.ndarray) else np.asarray(arg)
-        if not arr.dtype.isnative:  # big-endian data on a little-endian machine
-            arr = arr.astype(arr.dtype.newbyteorder("="))
-        where = f"{self._label}: argument {pos} ({var.name or 'unnamed'})"
-        if arr.dtype.name != var.dtype:
-            if not lossless(arg, var.dtype):
-                raise TypeError(
-                    f"{where} expects {var.dtype}, got {arr.dtype.name}: the conversion "
-                    f"would lose information; convert it with .astype({var.dtype!r})"
-                )
-            arr = arr.astype(var.dtype)
-        if arr.ndim != var.ndim:
-            raise ValueError(
-                f"{where} expects a {var.ndim}-d array ({var.type}), got shape {arr.shape}"
-            )
-        for axis, (want, got) in enumerate(zip(var.type.shape, arr.shape)):
-            if want is not None and want != got:
-                raise ValueError(
-                    f"{where} expects shape {fmt_shape(var.type.shape)}, got {arr.shape} "
-                    f"(axis {axis})"
-                )
-        return arr
+        return var.type.convert(arg, f"{self._label}: argument {pos} ({var.name or 'unnamed'})")
 
     def dprint(self, file=None):
         """Print the compiled graph (see ``fg.dprint``)."""

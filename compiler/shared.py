@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from fusegraph.graph import Variable
-from fusegraph.types import TensorType, as_dtype, lossless
+from fusegraph.types import TensorType, as_dtype
 
 
 class SharedVariable(Variable):
@@ -53,23 +53,9 @@ class SharedVariable(Variable):
 
     def filter(self, value, copy: bool = True) -> np.ndarray:
         """Check ``value`` against this variable's type and return it as an array."""
-        arr = np.asarray(value)
-        if not arr.dtype.isnative:  # big-endian data on a little-endian machine
-            arr, copy = arr.astype(arr.dtype.newbyteorder("=")), False
-        if arr.dtype.name != self.dtype:
-            if not lossless(value, self.dtype):
-                raise TypeError(
-                    f"shared variable {self.name or '<unnamed>'}: cannot store a "
-                    f"{arr.dtype.name} value in a {self.dtype} variable without loss; "
-                    f"cast it first (e.g. value.astype({self.dtype!r}))"
-                )
-            arr, copy = arr.astype(self.dtype), False
-        if arr.ndim != self.ndim:
-            raise ValueError(
-                f"shared variable {self.name or '<unnamed>'}: expected a value with "
-                f"ndim {self.ndim}, got shape {arr.shape}"
-            )
-        return arr.copy() if copy else arr
+        arr = self.type.convert(value, f"shared variable {self.name or '<unnamed>'}")
+        # a conversion made a new array already; a copy of the caller's array otherwise
+        return arr.copy() if copy and np.may_share_memory(arr, value) else arr
 
 
 def shared(value, name=None, borrow: bool = False) -> SharedVariable:

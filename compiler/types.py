@@ -197,6 +197,33 @@ class TensorType:
         """Per dim, True where the static length is 1 (Theano's broadcastable pattern)."""
         return tuple(d == 1 for d in self.shape)
 
+    def convert(self, value, where: str) -> np.ndarray:
+        """``value`` as an array of this type: in native byte order, converted to its dtype
+        only where that loses nothing (``lossless``). Raises TypeError for a lossy
+        conversion and ValueError for another ndim or a contradicted static dim, each
+        message starting with ``where`` (an argument, a shared variable). The result may be
+        ``value`` itself."""
+        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+        if not arr.dtype.isnative:  # big-endian data on a little-endian machine
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        if arr.dtype.name != self.dtype:
+            if not lossless(value, self.dtype):
+                raise TypeError(
+                    f"{where} expects {self.dtype}, got {arr.dtype.name}: the conversion "
+                    f"would lose information; convert it with .astype({self.dtype!r})"
+                )
+            arr = arr.astype(self.dtype)
+        if arr.ndim != self.ndim:
+            raise ValueError(
+                f"{where} expects a {self.ndim}-d array ({self}), got shape {arr.shape}"
+            )
+        for axis, (want, got) in enumerate(zip(self.shape, arr.shape)):
+            if want is not None and want != got:
+                raise ValueError(
+                    f"{where} expects shape {fmt_shape(self.shape)}, got {arr.shape} (axis {axis})"
+                )
+        return arr
+
     def accepts(self, value: np.ndarray) -> str | None:
         """Return None if the array ``value`` fits this type, else a description of why not."""
         if value.dtype.name != self.dtype:
