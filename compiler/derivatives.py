@@ -13,7 +13,7 @@ from fusegraph.errors import GradientError
 from fusegraph.function import function
 from fusegraph.gradient import grad
 from fusegraph.graph import as_tensor
-from fusegraph.types import fmt_shape
+from fusegraph.types import fmt_shape, is_float
 
 
 def jacobian(expr, wrt, consider_constant=None, disconnected_inputs="raise"):
@@ -132,7 +132,7 @@ def verify_grad(fun, pt, n_tests=2, rng=None, eps=None, abs_tol=None, rel_tol=No
 
     inputs = [tensor(f"pt{i}", p.dtype.name, p.shape) for i, p in enumerate(pt)]
     out = as_tensor(fun(*inputs))
-    if out.dtype not in ("float32", "float64"):
+    if not is_float(out.dtype):
         raise TypeError(f"verify_grad: fun returned {out.type}; it must return floats")
     out_shape = function(inputs, out, mode=mode, on_unused_input="ignore")(*pt).shape
     projection = tensor("projection", out.dtype, out_shape)

@@ -24,7 +24,7 @@ from fusegraph.ops.indexing import getitem
 from fusegraph.ops.random import KINDS, VECTOR_PARAMS, RandomVariable, state_array
 from fusegraph.ops.shape import as_shape_vector, broadcast_to, shape, shape_i
 from fusegraph.shared import shared
-from fusegraph.types import is_int
+from fusegraph.types import is_float, is_int
 
 
 class RandomStream:
@@ -138,7 +138,7 @@ class RandomStream:
 
 def _float(value) -> Variable:
     value = as_tensor(value)
-    return value if value.dtype in ("float32", "float64") else cast(value, "float64")
+    return value if is_float(value.dtype) else cast(value, "float64")
 
 
 __all__ = ["RandomStream"]

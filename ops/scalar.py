@@ -12,14 +12,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from fusegraph.types import as_dtype, upcast
+from fusegraph.types import as_dtype, is_float, upcast
 
 
 def float_dtype(*dtypes: str) -> str:
     """The float dtype a transcendental function returns for these inputs (NumPy's rule,
     with float32 where NumPy would give float16)."""
     dt = upcast(*dtypes)
-    if dt in ("float32", "float64"):
+    if is_float(dt):
         return dt
     return "float32" if np.dtype(dt).itemsize <= 2 else "float64"
 
@@ -240,7 +240,7 @@ def _atan2_grad(T, xs, out, g):
 
 
 def _cast_grad(T, xs, out, g):
-    return [T.cast(g, xs[0].dtype)] if xs[0].dtype in ("float32", "float64") else [None]
+    return [T.cast(g, xs[0].dtype)] if is_float(xs[0].dtype) else [None]
 
 
 GRADS = {

@@ -81,6 +81,7 @@ from fusegraph.ops.elemwise import Elemwise
 from fusegraph.ops.fused import FusedElemwise, Reduction, ScalarConstant, Step
 from fusegraph.ops.reduction import Reduce, reduce_dtype
 from fusegraph.ops.scalar import Cast
+from fusegraph.types import is_float
 
 #: The message of the ValueError a kernel raises for shapes that do not broadcast.
 BROADCAST_ERROR = "operands could not be broadcast together"
@@ -413,7 +414,7 @@ class _Kernel:
             return constant_expr(kind == "all", "bool")
         if dt == "bool":
             return constant_expr(kind == "min", dt)
-        if dt.startswith("float"):
+        if is_float(dt):
             return constant_expr(-np.inf if kind == "max" else np.inf, dt)
         info = np.iinfo(dt)
         return constant_expr(info.min if kind == "max" else info.max, dt)

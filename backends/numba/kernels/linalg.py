@@ -17,6 +17,7 @@ from fusegraph.backends.numba.kernels.base import (
 )
 from fusegraph.backends.numba.scalar_code import cast_expr, np_dtype
 from fusegraph.ops import linalg
+from fusegraph.types import is_float
 
 # ----------------------------------------------------------------------------------------
 # linear algebra
@@ -55,7 +56,7 @@ def _loop_dot(code, out_var, a, b, nda, ndb, dtype):
 def _dot2(code, a, b, ta, tb, out, out_var):
     """``out_var`` (already allocated, shape checked) = dot of 1-d/2-d ``a`` and ``b``."""
     nda, ndb = len(ta.shape), len(tb.shape)
-    if out.dtype in ("float32", "float64"):
+    if is_float(out.dtype):
         code(f"blas_dot({_blas_operand(a, ta, out)}, {_blas_operand(b, tb, out)}, {out_var})")
     else:
         _loop_dot(code, out_var, a, b, nda, ndb, out.dtype)
