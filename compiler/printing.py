@@ -220,16 +220,16 @@ def _index_text(idx, index_args) -> str | None:
 def _indexing_text(op, args) -> str | None:
     """``x[1:3]`` for ``Subtensor``/``AdvancedSubtensor`` and ``set_subtensor(x[i], y)`` /
     ``inc_subtensor(x[i], y)`` for ``IncSubtensor`` of ``fusegraph.ops.indexing``, read from
-    their ``idx`` attribute; None for other ops. Ops are matched by class name so that
-    module is not imported here."""
-    name = type(op).__name__
+    their ``idx`` attribute; None for other ops."""
+    from fusegraph.ops.indexing import AdvancedSubtensor, IncSubtensor, Subtensor
+
     idx = getattr(op, "idx", None)
     if not isinstance(idx, tuple):
         return None
-    if name in ("Subtensor", "AdvancedSubtensor"):
+    if isinstance(op, (Subtensor, AdvancedSubtensor)):
         index = _index_text(idx, args[1:])
         return None if index is None else f"{wrap(args[0], ATOM - 1)}[{index}]"
-    if name == "IncSubtensor":
+    if isinstance(op, IncSubtensor):
         index = _index_text(idx, args[2:])
         fn = "set_subtensor" if getattr(op, "set_instead_of_inc", False) else "inc_subtensor"
         if index is not None:

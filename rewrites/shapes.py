@@ -13,6 +13,14 @@ from __future__ import annotations
 import weakref
 
 from fusegraph.graph import Constant, Variable, static_value
+from fusegraph.ops.creation import Alloc
+from fusegraph.ops.elemwise import Elemwise
+from fusegraph.ops.grad_ops import SumTo
+from fusegraph.ops.indexing import IncSubtensor, Subtensor
+from fusegraph.ops.linalg import Dot, MatMul
+from fusegraph.ops.nn import CrossentropyCategorical1Hot, LogSoftmax, Softmax
+from fusegraph.ops.reduction import Reduce
+from fusegraph.ops.shape import BroadcastTo, DimShuffle, MakeVector, Reshape, Shape, ShapeI
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -59,9 +67,9 @@ def _infer(var: Variable) -> tuple:
     if node is None or len(node.outputs) != 1:
         return _own(var)
     # A deep chain would recurse once per node; graphs that deep keep their own symbols.
-    rule = _RULES.get(type(node.op).__name__)
+    rule = _RULES.get(type(node.op))
     if rule is None:
-        if getattr(node.op, "forward_identity", False) or type(node.op).__name__ in _SAME:
+        if getattr(node.op, "forward_identity", False) or type(node.op) in _SAME:
             return _merge_static(var, dims(node.inputs[0]))
         return _own(var)
     try:
@@ -71,7 +79,7 @@ def _infer(var: Variable) -> tuple:
     return _merge_static(var, inferred) if inferred is not None else _own(var)
 
 
-_SAME = {"Softmax", "LogSoftmax", "IncSubtensor"}
+_SAME = {Softmax, LogSoftmax, IncSubtensor}
 
 
 def _elemwise(node, var):
@@ -107,12 +115,11 @@ def shape_entries(vec: Variable, length: int) -> tuple:
     value = static_value(vec)
     if value is not None:
         return tuple(int(v) for v in value)
-    node = vec.owner
-    name = type(node.op).__name__ if node is not None else None
-    if name == "Shape":
-        return dims(node.inputs[0])
-    if name == "MakeVector":
-        return tuple(scalar_dim(s) for s in node.inputs)
+    op = None if vec.owner is None else vec.owner.op
+    if isinstance(op, Shape):
+        return dims(vec.owner.inputs[0])
+    if isinstance(op, MakeVector):
+        return tuple(scalar_dim(s) for s in vec.owner.inputs)
     return (None,) * length
 
 
@@ -122,12 +129,12 @@ def scalar_dim(s: Variable):
     if isinstance(s, Constant):
         return int(s.data)
     node = s.owner
-    if node is not None and type(node.op).__name__ == "ShapeI":
+    if node is not None and isinstance(node.op, ShapeI):
         return dims(node.inputs[0])[node.op.i]
-    if node is not None and type(node.op).__name__ == "Subtensor":
+    if node is not None and isinstance(node.op, Subtensor):
         # ``x.shape[k]`` as user code writes it: an integer index into a Shape.
         idx, src = node.op.idx, node.inputs[0].owner
-        if src is not None and type(src.op).__name__ == "Shape" and len(idx) == 1:
+        if src is not None and isinstance(src.op, Shape) and len(idx) == 1:
             kind, k = idx[0][0], idx[0][-1]
             x = src.inputs[0]
             if kind == "int" and isinstance(k, int) and -x.ndim <= k < x.ndim:
@@ -163,16 +170,17 @@ def _second_input(node, var):
     return dims(node.inputs[1])
 
 
+#: op class -> the rule giving its output's dims (exact classes: a subclass may differ)
 _RULES = {
-    "Elemwise": _elemwise,
-    "DimShuffle": _dimshuffle,
-    "Reduce": _reduce,
-    "Reshape": _from_shape_vector,
-    "BroadcastTo": _from_shape_vector,
-    "Alloc": _from_shape_vector,
-    "SumTo": _from_shape_vector,
-    "Dot": _dot,
-    "MatMul": _matmul,
+    Elemwise: _elemwise,
+    DimShuffle: _dimshuffle,
+    Reduce: _reduce,
+    Reshape: _from_shape_vector,
+    BroadcastTo: _from_shape_vector,
+    Alloc: _from_shape_vector,
+    SumTo: _from_shape_vector,
+    Dot: _dot,
+    MatMul: _matmul,
     # one loss per row: the shape of the class indices (checked against the rows)
-    "CrossentropyCategorical1Hot": _second_input,
+    CrossentropyCategorical1Hot: _second_input,
 }

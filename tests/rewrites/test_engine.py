@@ -674,3 +674,25 @@ def test_deep_chain_through_the_whole_pipeline():
     for i in range(5000):
         expected = np.tanh(expected) if i % 2 else expected * 0.5
     np.testing.assert_allclose(f(value), expected)
+
+
+def test_shape_rules_are_keyed_by_class_not_by_name():
+    """A user's op that happens to be named ``Reshape`` gets no shape proof of fusegraph's
+    ``Reshape``, and fusegraph's own ``Reshape`` of ``x.shape`` entries does."""
+    from dataclasses import dataclass
+
+    from fusegraph.rewrites.shapes import dims, same_shape
+
+    @dataclass(frozen=True)
+    class Reshape(fg.Op):  # noqa: F811 - the clash is the point
+        def make_node(self, x, shape):
+            return fg.Apply(self, [x, fg.as_tensor(shape)], [fg.TensorType(x.dtype, (None, None))])
+
+        def impl(self, x, shape):
+            return x.reshape(tuple(shape))
+
+    m = fg.matrix("m")
+    ours = fg.reshape(m * 2.0, (m.shape[0], m.shape[1]))
+    theirs = Reshape()(m * 2.0, m.shape)
+    assert same_shape(ours, m)
+    assert not same_shape(theirs, m) and dims(theirs) != dims(m)
