@@ -288,8 +288,12 @@ GRADS = {
     "softplus": lambda T, xs, z, g: [g * T.sigmoid(xs[0])],
     "cast": _cast_grad,
 }
-# Ops with boolean results (comparisons, logic, isnan ...) pass no gradient; "psi" has
-# none implemented (its derivative, trigamma, is not in the catalogue).
+#: The scalar ops without a gradient: those with boolean results (comparisons, logic,
+#: isnan ...) pass none, and psi's derivative (trigamma) is not in the catalogue.
+NO_GRADIENT = frozenset(
+    ["eq", "neq", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_not"]
+    + ["isnan", "isinf", "isfinite", "psi"]
+)
 
 #: Infix symbols used by printing: name -> (symbol, precedence).
 INFIX = {
@@ -395,3 +399,23 @@ def _output_dtype(op: ScalarOp, dtypes: tuple) -> str:
 
 
 SCALAR_OP_NAMES = tuple(_TABLE)
+
+
+def _check_tables() -> None:
+    """Fail at import when the tables disagree: a gradient, an infix symbol or a
+    ``NO_GRADIENT`` entry for an op that does not exist (a typo would otherwise leave its op
+    without a gradient, silently), or an op with neither a gradient nor that entry."""
+    names = set(_TABLE) | {"cast"}
+    for label, table in (("GRADS", GRADS), ("INFIX", INFIX), ("NO_GRADIENT", NO_GRADIENT)):
+        unknown = sorted(set(table) - names)
+        if unknown:
+            raise RuntimeError(f"ops/scalar.py: {label} names unknown scalar ops {unknown}")
+    missing = sorted(names - set(GRADS) - NO_GRADIENT)
+    if missing or set(GRADS) & NO_GRADIENT:
+        raise RuntimeError(
+            f"ops/scalar.py: every scalar op needs exactly one of a GRADS rule or a NO_GRADIENT "
+            f"entry; wrong for {missing or sorted(set(GRADS) & NO_GRADIENT)}"
+        )
+
+
+_check_tables()

@@ -412,3 +412,19 @@ def test_piecewise_constant_ops_have_zero_gradient():
     for g in results[:-1]:
         np.testing.assert_array_equal(g, np.zeros(3))
     np.testing.assert_allclose(results[-1], -np.floor_divide(xv, yv))
+
+
+def test_scalar_tables_are_checked_at_import(monkeypatch):
+    """A typo in the gradient table (or an op with neither a gradient nor a NO_GRADIENT
+    entry) fails loudly instead of leaving an op without a gradient."""
+    from fusegraph.ops import scalar
+
+    scalar._check_tables()  # the shipped tables agree
+    grads = dict(scalar.GRADS)
+    grads["tahn"] = grads.pop("tanh")
+    monkeypatch.setattr(scalar, "GRADS", grads)
+    with pytest.raises(RuntimeError, match=r"GRADS names unknown scalar ops \['tahn'\]"):
+        scalar._check_tables()
+    del grads["tahn"]
+    with pytest.raises(RuntimeError, match=r"exactly one of .* \['tanh'\]"):
+        scalar._check_tables()
