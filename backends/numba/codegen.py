@@ -60,7 +60,7 @@ from fusegraph.backends.numba import cache, inline, kernels, link, loops, native
 from fusegraph.backends.numba.cache import ENTRY_DECORATOR, KERNEL_DECORATOR, LINKED_DECORATOR
 from fusegraph.backends.numba.scalar_code import np_dtype
 from fusegraph.graph import Constant, FunctionGraph, constant
-from fusegraph.ops import checks, grad_ops, indexing, linalg
+from fusegraph.ops import indexing, linalg
 
 #: The global through which ``cache.load_module`` injects the large constants.
 CONSTANTS = "__fusegraph_constants__"
@@ -80,19 +80,12 @@ SHAPE_ERROR = "an input's shape differs from its static type"
 
 # ``fusegraph.ops.shape`` is also the name of a function re-exported by ``fusegraph.ops``.
 _shape = importlib.import_module("fusegraph.ops.shape")
-#: The ops whose kernels may return a view of an input (as NumPy's do).
-_VIEW_OPS = (
-    _shape.DimShuffle,
-    _shape.Reshape,
-    _shape.BroadcastTo,
-    indexing.Subtensor,
-    grad_ops.SumTo,
-    checks.CheckParameterValue,
-)
 
 
 def _is_view(op) -> bool:
-    return isinstance(op, _VIEW_OPS)
+    """Whether ``op``'s kernel may return a view of an input (``register_kernel``)."""
+    kernel = kernels.kernel_of(type(op))
+    return kernel is not None and kernel.may_return_view
 
 
 class Linked(typing.NamedTuple):
@@ -369,11 +362,11 @@ class Module:
         op, in_types, out_types = key
         if isinstance(op, loops.LOOP_OPS):
             return loops.kernel_source(op, in_types, out_types, kname, self.parallel, contiguous)
-        if type(op) not in kernels.SUPPORTED:
+        if kernels.kernel_of(type(op)) is None:
             raise NotImplementedError(
                 f"{op} ({type(op).__name__}) has no Numba implementation (node "
                 f"built at {trace}); compile with mode='py', or register a kernel with "
-                "fusegraph.backends.numba.kernels.kernel_source.register"
+                f"@fusegraph.backends.numba.register_kernel({type(op).__name__})"
             )
         return kernels.kernel_source(op, in_types, out_types, kname)
 

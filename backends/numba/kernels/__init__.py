@@ -32,9 +32,12 @@ from fusegraph.backends.numba.kernels import (  # noqa: F401
 from fusegraph.backends.numba.kernels.base import (
     DECORATOR,
     IMPORTS,
-    SUPPORTED,
+    KERNELS,
+    Kernel,
     as_c,
+    kernel_of,
     kernel_source,
+    register_kernel,
     slice_range,
     unsupported,
 )
@@ -42,8 +45,11 @@ from fusegraph.backends.numba.kernels.blas import blas_dot
 
 __all__ = [
     "IMPORTS",
-    "SUPPORTED",
+    "KERNELS",
     "DECORATOR",
+    "Kernel",
+    "kernel_of",
+    "register_kernel",
     "kernel_source",
     "blas_dot",
     "as_c",

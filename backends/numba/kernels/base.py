@@ -1,9 +1,10 @@
-"""The kernel dispatcher (``kernel_source``, a singledispatch on op class), the registry of
-supported op classes, and the helpers that render kernel source."""
+"""The registry of Numba kernels (``register_kernel``: op class -> ``Kernel``, built-in ops
+and users' alike), the dispatcher (``kernel_source``), and the helpers that render kernel
+source."""
 
 from __future__ import annotations
 
-import functools
+import typing
 
 import numba
 import numpy as np
@@ -75,7 +76,42 @@ def slice_range(n, start, stop, step, has_start, has_stop):
 # rendering helpers
 
 
-@functools.singledispatch
+class Kernel(typing.NamedTuple):
+    """A registered kernel: ``render(op, in_types, out_types, name)`` returns the source of
+    one function ``name`` decorated with ``DECORATOR`` computing ``op`` on arrays of those
+    types (see ``kernels/__init__.py`` for the conventions), and whether its result may be
+    a view of an input (as NumPy's ``reshape`` or indexing results are)."""
+
+    render: typing.Callable
+    may_return_view: bool
+
+
+#: op class -> its Kernel (filled by ``register_kernel``, built-in ops included)
+KERNELS: dict = {}
+
+
+def register_kernel(*op_classes, may_return_view: bool = False):
+    """Register the decorated function as the Numba kernel of ``op_classes`` (and of their
+    subclasses that have none of their own): ``render(op, in_types, out_types, name)``
+    returns the kernel's source (``Kernel``). ``may_return_view`` says that its result may
+    be a view of an input, which the code generator then never assumes fresh."""
+
+    def deco(render):
+        for cls in op_classes:
+            KERNELS[cls] = Kernel(render, may_return_view)
+        return render
+
+    return deco
+
+
+def kernel_of(op_class) -> Kernel | None:
+    """The kernel registered for ``op_class`` or its nearest base class, or None."""
+    for cls in op_class.__mro__:
+        if cls in KERNELS:
+            return KERNELS[cls]
+    return None
+
+
 def kernel_source(op, in_types, out_types, name) -> str:
     """The source of one njit function ``name`` computing ``op`` on the given types.
 
@@ -88,21 +124,10 @@ def kernel_source(op, in_types, out_types, name) -> str:
     Raises:
         NotImplementedError: when the op class has no kernel.
     """
-    raise NotImplementedError(f"no Numba kernel for {type(op).__name__}")
-
-
-#: The op classes with a kernel (filled by ``_register``).
-SUPPORTED: set = set()
-
-
-def _register(*classes):
-    def deco(fn):
-        for cls in classes:
-            kernel_source.register(cls)(fn)
-            SUPPORTED.add(cls)
-        return fn
-
-    return deco
+    kernel = kernel_of(type(op))
+    if kernel is None:
+        raise NotImplementedError(f"no Numba kernel for {type(op).__name__}")
+    return kernel.render(op, in_types, out_types, name)
 
 
 class _Code:
@@ -202,4 +227,4 @@ def _int_scalar(arg: str) -> str:
 
 def unsupported(op_classes) -> list:
     """The classes among ``op_classes`` that have no kernel."""
-    return [cls for cls in op_classes if cls not in SUPPORTED]
+    return [cls for cls in op_classes if kernel_of(cls) is None]

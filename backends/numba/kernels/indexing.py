@@ -11,8 +11,8 @@ from fusegraph.backends.numba.kernels.base import (
     _loops,
     _new,
     _raise,
-    _register,
     _tup,
+    register_kernel,
 )
 from fusegraph.backends.numba.scalar_code import cast_expr
 from fusegraph.ops import indexing
@@ -212,7 +212,7 @@ def _adv_setup(code, adv):
     return bdims
 
 
-@_register(indexing.Subtensor)
+@register_kernel(indexing.Subtensor, may_return_view=True)
 def _subtensor(op, in_types, out_types, name):
     code = _Code(name, len(in_types))
     resolved = _index_fields(code, op.idx, 1)
@@ -245,7 +245,7 @@ def _subtensor(op, in_types, out_types, name):
     return code.text()
 
 
-@_register(indexing.AdvancedSubtensor)
+@register_kernel(indexing.AdvancedSubtensor)
 def _advanced_subtensor(op, in_types, out_types, name):
     code = _Code(name, len(in_types))
     dims, loops, body = _index_loops(code, op.idx, in_types, 1, flat=True)
@@ -256,7 +256,7 @@ def _advanced_subtensor(op, in_types, out_types, name):
     return code.text()
 
 
-@_register(indexing.IncSubtensor)
+@register_kernel(indexing.IncSubtensor)
 def _inc_subtensor(op, in_types, out_types, name):
     code = _Code(name, len(in_types))
     dt = out_types[0].dtype

@@ -11,9 +11,9 @@ from fusegraph.backends.numba.kernels.base import (
     _loops,
     _new,
     _raise,
-    _register,
     _shape_vars,
     _tup,
+    register_kernel,
 )
 from fusegraph.backends.numba.scalar_code import cast_expr, np_dtype
 from fusegraph.ops import linalg
@@ -62,7 +62,7 @@ def _dot2(code, a, b, ta, tb, out, out_var):
         _loop_dot(code, out_var, a, b, nda, ndb, out.dtype)
 
 
-@_register(linalg.Dot)
+@register_kernel(linalg.Dot)
 def _dot(op, in_types, out_types, name):
     code = _Code(name, 2)
     ta, tb = in_types
@@ -102,7 +102,7 @@ def _scaled(code, ta, tb, out):
     return code.text()
 
 
-@_register(linalg.MatMul)
+@register_kernel(linalg.MatMul)
 def _matmul(op, in_types, out_types, name):
     code = _Code(name, 2)
     ta, tb = in_types
@@ -188,7 +188,7 @@ def _tensordot(code, ta, tb, out, axes_a, axes_b, perm_b_free=None):
     return code.text()
 
 
-@_register(linalg.TensorDot)
+@register_kernel(linalg.TensorDot)
 def _tensordot_kernel(op, in_types, out_types, name):
     code = _Code(name, 2)
     return _tensordot(code, *in_types, out_types[0], op.axes_a, op.axes_b)

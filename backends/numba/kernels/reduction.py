@@ -11,9 +11,9 @@ from fusegraph.backends.numba.kernels.base import (
     _loops,
     _new,
     _raise,
-    _register,
     _shape_vars,
     _tup,
+    register_kernel,
 )
 from fusegraph.backends.numba.kernels.shape import _read_shape_vector
 from fusegraph.backends.numba.scalar_code import cast_expr, np_dtype
@@ -35,7 +35,7 @@ def _grouped(code, nd, axes):
     return dims[: len(kept)], dims[len(kept) :], perm
 
 
-@_register(reduction.ArgReduce)
+@register_kernel(reduction.ArgReduce)
 def _arg_reduce(op, in_types, out_types, name):
     code = _Code(name, 1)
     src = in_types[0].dtype
@@ -87,7 +87,7 @@ def _group_max(code, inner, dt, src, yidx):
     return idx
 
 
-@_register(reduction.LogSumExp)
+@register_kernel(reduction.LogSumExp)
 def _logsumexp(op, in_types, out_types, name):
     code = _Code(name, 1)
     src, dt = in_types[0].dtype, out_types[0].dtype
@@ -117,7 +117,7 @@ def _logsumexp(op, in_types, out_types, name):
     return code.text()
 
 
-@_register(nn.Softmax, nn.LogSoftmax)
+@register_kernel(nn.Softmax, nn.LogSoftmax)
 def _softmax(op, in_types, out_types, name):
     code = _Code(name, 1)
     src, dt = in_types[0].dtype, out_types[0].dtype
@@ -153,7 +153,7 @@ def _softmax(op, in_types, out_types, name):
     return code.text()
 
 
-@_register(nn.CrossentropyCategorical1Hot)
+@register_kernel(nn.CrossentropyCategorical1Hot)
 def _crossentropy(op, in_types, out_types, name):
     code = _Code(name, 2)
     tc, tt = in_types
@@ -175,7 +175,7 @@ def _crossentropy(op, in_types, out_types, name):
     return code.text()
 
 
-@_register(nn.CrossentropySoftmax1HotDx)
+@register_kernel(nn.CrossentropySoftmax1HotDx)
 def _crossentropy_softmax_dx(op, in_types, out_types, name):
     code = _Code(name, 3)
     tdy, tsm, tt = in_types
@@ -204,7 +204,7 @@ def _crossentropy_softmax_dx(op, in_types, out_types, name):
     return code.text()
 
 
-@_register(grad_ops.SumTo)
+@register_kernel(grad_ops.SumTo, may_return_view=True)
 def _sum_to(op, in_types, out_types, name):
     code = _Code(name, 2)
     dt = in_types[0].dtype

@@ -16,9 +16,9 @@ from fusegraph.backends.numba.kernels.base import (
     _loops,
     _new,
     _raise,
-    _register,
     _shape_vars,
     _tup,
+    register_kernel,
 )
 from fusegraph.backends.numba.scalar_code import cast_expr, np_dtype
 from fusegraph.ops import checks, creation
@@ -30,7 +30,7 @@ shape = importlib.import_module("fusegraph.ops.shape")
 # shape ops
 
 
-@_register(shape.Shape)
+@register_kernel(shape.Shape)
 def _shape(op, in_types, out_types, name):
     code = _Code(name, 1)
     nd = len(in_types[0].shape)
@@ -41,7 +41,7 @@ def _shape(op, in_types, out_types, name):
     return code.text()
 
 
-@_register(shape.ShapeI)
+@register_kernel(shape.ShapeI)
 def _shape_i(op, in_types, out_types, name):
     code = _Code(name, 1)
     _new(code, "out", [], "int64")
@@ -49,7 +49,7 @@ def _shape_i(op, in_types, out_types, name):
     return code.text()
 
 
-@_register(shape.MakeVector)
+@register_kernel(shape.MakeVector)
 def _make_vector(op, in_types, out_types, name):
     code = _Code(name, len(in_types))
     _new(code, "out", [str(len(in_types))], op.dtype)
@@ -68,7 +68,7 @@ def _read_shape_vector(code, arg, n):
     return names
 
 
-@_register(shape.Reshape)
+@register_kernel(shape.Reshape, may_return_view=True)
 def _reshape(op, in_types, out_types, name):
     code = _Code(name, 2)
     dims = _read_shape_vector(code, "i1", op.ndim)
@@ -103,7 +103,7 @@ def _check_dropped(code, op):
         _raise(code, f"i0.shape[{a}] != 1", "ValueError", "cannot drop an axis of length != 1")
 
 
-@_register(shape.DimShuffle)
+@register_kernel(shape.DimShuffle, may_return_view=True)
 def _dimshuffle(op, in_types, out_types, name):
     code = _Code(name, 1)
     _check_dropped(code, op)
@@ -156,7 +156,7 @@ def _check_broadcast_to(code, src_ndim, dims, dtype):
     _check_size(code, dims, np.dtype(dtype).itemsize, "ValueError", "array is too big")
 
 
-@_register(shape.BroadcastTo)
+@register_kernel(shape.BroadcastTo, may_return_view=True)
 def _broadcast_to(op, in_types, out_types, name):
     code = _Code(name, 2)
     dims = _read_shape_vector(code, "i1", len(out_types[0].shape))
@@ -168,7 +168,7 @@ def _broadcast_to(op, in_types, out_types, name):
     return code.text()
 
 
-@_register(shape.Join)
+@register_kernel(shape.Join)
 def _join(op, in_types, out_types, name):
     code = _Code(name, len(in_types))
     nd, ax = len(out_types[0].shape), op.axis
@@ -199,7 +199,7 @@ def _join(op, in_types, out_types, name):
 # creation
 
 
-@_register(creation.Alloc)
+@register_kernel(creation.Alloc)
 def _alloc(op, in_types, out_types, name):
     code = _Code(name, 2)
     out = out_types[0]
@@ -218,7 +218,7 @@ def _alloc(op, in_types, out_types, name):
     return code.text()
 
 
-@_register(creation.ARange)
+@register_kernel(creation.ARange)
 def _arange(op, in_types, out_types, name):
     # NumPy: length = ceil((stop - start) / step), out[0] = start, out[1] = start + step (both
     # cast to dtype), then out[i] = out[0] + i * (out[1] - out[0]) in dtype.
@@ -260,7 +260,7 @@ def _arange(op, in_types, out_types, name):
     return code.text()
 
 
-@_register(creation.Eye)
+@register_kernel(creation.Eye)
 def _eye(op, in_types, out_types, name):
     code = _Code(name, 3)
     code("n = np.int64(i0[()])", "m = np.int64(i1[()])", "k = np.int64(i2[()])")
@@ -272,7 +272,7 @@ def _eye(op, in_types, out_types, name):
     return code.text()
 
 
-@_register(checks.CheckParameterValue)
+@register_kernel(checks.CheckParameterValue, may_return_view=True)
 def _check_parameter_value(op, in_types, out_types, name):
     code = _Code(name, len(in_types))
     for k in range(1, len(in_types)):
