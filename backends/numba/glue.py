@@ -29,6 +29,7 @@ then the constants, then the nodes' outputs in the order the steps make them.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import typing
 
 import numba
@@ -65,8 +66,7 @@ def body(n_inputs: int, constants: tuple, steps: tuple, results: tuple, label: s
     def codegen(context, builder, sig, args):
         for attribute in ("noinline", "optnone"):
             builder.function.attributes.add(attribute)
-        plan = _Plan(context, n_inputs, constants, steps, results, list(sig.args) + later)
-        plan.add_steps(helpers)
+        plan = _Plan(context, n_inputs, constants, steps, results, list(sig.args) + later, helpers)
         return _emit(context, builder, sig, args, plan)
 
     def typer(typingctx, *args):
@@ -89,8 +89,8 @@ class _Plan:
     released. Inputs converted for a kernel are converted before the first op.
     """
 
-    def __init__(self, context, n_inputs, constants, steps, results, types):
-        self.context, self.steps, self.types = context, steps, types
+    def __init__(self, context, n_inputs, constants, steps, results, types, helpers):
+        self.context, self.types = context, types
         self.size = 0
         self.offset = {s: self._add(t) for s, t in enumerate(types[:n_inputs])}
         self.constants = {}  # offset -> (type, value) of each distinct constant
@@ -109,6 +109,7 @@ class _Plan:
         self.releases = []  # per op: offsets of the arrays released after it
         self.owned = []  # offsets of every array the glue makes (released on failure)
         self.input_conversions = {}  # (slot, function, blas) -> (offset, result type)
+        self._add_steps(steps, helpers)
 
     def _add(self, typ) -> int:
         """A new value of Numba type ``typ`` in the frame; returns its offset."""
@@ -133,20 +134,20 @@ class _Plan:
     def _arrays(self, typ, offset) -> list:
         return [o for t, o in self._items(typ, offset) if isinstance(t, numba.types.Array)]
 
-    def add_steps(self, helpers) -> None:
+    def _add_steps(self, steps, helpers) -> None:
         """The ops, releases and conversions of the steps (``helpers``: per step, the
         linked conversion module of each argument position that needs one)."""
         types, slot = self.types, self.first
         last = {}  # slot -> the step after which it is released (its last reader)
-        for k, step in enumerate(self.steps):
+        for k, step in enumerate(steps):
             for s in list(step.outs) + [s for s in step.args if s >= self.first]:
                 last[s] = k
-        after_step = [[] for _ in self.steps]
+        after_step = [[] for _ in steps]
         for s, k in last.items():
             if s not in self.results:
                 after_step[k].append(s)
         last_use = {}  # input conversion -> the op after which it is released
-        for k, (step, converts) in enumerate(zip(self.steps, helpers)):
+        for k, (step, converts) in enumerate(zip(steps, helpers)):
             signature = link.signature_of(step.kernel)
             args, temps, inputs = [], [], []
             for i, (s, (param, blas)) in enumerate(zip(step.args, link.operands(signature))):
@@ -222,7 +223,8 @@ def _emit(context, builder, sig, args, plan: _Plan):
     def tables(lists):
         """Readers of the concatenated ``lists`` of offsets, of where each list starts, and
         of its length."""
-        starts = [sum(len(items) for items in lists[:k]) for k in range(len(lists))]
+        ends = itertools.accumulate(len(items) for items in lists)
+        starts = [end - len(items) for end, items in zip(ends, lists)]
         return (
             table([_I64(v) for items in lists for v in items]),
             table([_I32(v) for v in starts], _I32),
@@ -262,14 +264,13 @@ def _emit(context, builder, sig, args, plan: _Plan):
         builder.position_at_end(found)
         builder.store(address, slot)
 
-    adapter_of = table(
-        [
-            _adapter(context, module, link.signature_of(name)).bitcast(cgutils.voidptr_t)
-            for name, _, _ in plan.ops
-        ],
-        cgutils.voidptr_t,
-    )
-    address_of = table([_I32(names.index(name)) for name, _, _ in plan.ops], _I32)
+    adapters = {  # one per signature, shared by the modules of that signature
+        name: _adapter(context, module, link.signature_of(name)).bitcast(cgutils.voidptr_t)
+        for name in names
+    }
+    adapter_of = table([adapters[name] for name, _, _ in plan.ops], cgutils.voidptr_t)
+    index = {name: j for j, name in enumerate(names)}
+    address_of = table([_I32(index[name]) for name, _, _ in plan.ops], _I32)
     result_of = table([_I64(result) for _, result, _ in plan.ops])
     arg_offset, arg_start, arg_count = tables([a for _, _, a in plan.ops])
     release_offset, release_start, release_count = tables(plan.releases)

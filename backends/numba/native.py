@@ -182,7 +182,7 @@ def name_of(op, in_types, out_types) -> str | None:
         return None
     if isinstance(op, MakeVector) and any(t.dtype != op.dtype for t in in_types):
         return None
-    if isinstance(op, Reshape) and op.ndim == 0 or isinstance(op, Alloc) and in_types[0].ndim:
+    if (isinstance(op, Reshape) and op.ndim == 0) or (isinstance(op, Alloc) and in_types[0].ndim):
         return None  # a reshape to 0-d copies; an alloc of an array value broadcasts it
     layouts = ["C" if isinstance(op, Reshape) else "A"] + ["A"] * (len(in_types) - 1)
     argtypes = tuple(link.parameter_type(t, lay) for t, lay in zip(in_types, layouts))
