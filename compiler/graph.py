@@ -186,7 +186,7 @@ def as_tensor(x, name=None) -> Variable:
     if isinstance(x, Variable):
         return x
     if isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in _flat(x)):
-        from fusegraph.ops.shape import stack
+        from fusegraph.ops.shape_ops import stack
 
         return stack([as_tensor(e) for e in x])
     try:

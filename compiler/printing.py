@@ -240,7 +240,7 @@ def _indexing_text(op, args) -> str | None:
 def _pprint_node(var: Variable, args: list):
     from fusegraph.ops.elemwise import Elemwise
     from fusegraph.ops.linalg import MatMul
-    from fusegraph.ops.shape import DimShuffle, Shape, ShapeI
+    from fusegraph.ops.shape_ops import DimShuffle, Shape, ShapeI
 
     op = var.owner.op
     if isinstance(op, Elemwise):

@@ -22,7 +22,7 @@ from fusegraph.ops.checks import check_parameter
 from fusegraph.ops.elemwise import add, cast, ge, mul, sub
 from fusegraph.ops.indexing import getitem
 from fusegraph.ops.random import KINDS, VECTOR_PARAMS, RandomVariable, state_array
-from fusegraph.ops.shape import as_shape_vector, broadcast_to, shape, shape_i
+from fusegraph.ops.shape_ops import as_shape_vector, broadcast_to, shape, shape_i
 from fusegraph.shared import shared
 from fusegraph.types import is_float, is_int
 

@@ -9,7 +9,7 @@ from fusegraph.ops import indexing as _indexing
 from fusegraph.ops import linalg as _linalg
 from fusegraph.ops import nn as _nn
 from fusegraph.ops import reduction as _reduction
-from fusegraph.ops import shape as _shape
+from fusegraph.ops import shape_ops as _shape_ops
 from fusegraph.ops.checks import *  # noqa: F403
 from fusegraph.ops.creation import *  # noqa: F403
 from fusegraph.ops.elemwise import *  # noqa: F403
@@ -18,7 +18,7 @@ from fusegraph.ops.indexing import *  # noqa: F403
 from fusegraph.ops.linalg import *  # noqa: F403
 from fusegraph.ops.nn import *  # noqa: F403
 from fusegraph.ops.reduction import *  # noqa: F403
-from fusegraph.ops.shape import *  # noqa: F403
+from fusegraph.ops.shape_ops import *  # noqa: F403
 
 __all__ = [
     *_checks.__all__,
@@ -29,5 +29,5 @@ __all__ = [
     *_linalg.__all__,
     *_nn.__all__,
     *_reduction.__all__,
-    *_shape.__all__,
+    *_shape_ops.__all__,
 ]

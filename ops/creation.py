@@ -10,7 +10,7 @@ import numpy as np
 
 from fusegraph.graph import Apply, Op, Variable, as_tensor, constant, static_value
 from fusegraph.ops.elemwise import cast
-from fusegraph.ops.shape import (
+from fusegraph.ops.shape_ops import (
     _int_scalar,
     _int_vector,
     _target_entries,

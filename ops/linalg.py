@@ -10,7 +10,7 @@ import numpy as np
 
 from fusegraph.graph import Apply, Op, as_tensor_args
 from fusegraph.ops.elemwise import mul
-from fusegraph.ops.shape import dimshuffle, flatten
+from fusegraph.ops.shape_ops import dimshuffle, flatten
 from fusegraph.types import TensorType, broadcast_static, fmt_shape, upcast
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fusegraph.graph import Apply, NullGrad, Op, as_tensor
-from fusegraph.ops.shape import _int_vector, _target_entries
+from fusegraph.ops.shape_ops import _int_vector, _target_entries
 from fusegraph.types import TensorType, is_float, is_int
 
 #: Words of a generator state: state (high, low), increment (high, low), has_uint32,

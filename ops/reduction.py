@@ -13,7 +13,7 @@ import numpy as np
 from fusegraph.graph import Apply, Op, as_tensor, constant
 from fusegraph.ops import elemwise as ew
 from fusegraph.ops.scalar import float_dtype
-from fusegraph.ops.shape import normalize_axes, shape_i
+from fusegraph.ops.shape_ops import normalize_axes, shape_i
 from fusegraph.types import TensorType, as_dtype, is_float
 
 # --------------------------------------------------------------------------- axis helpers

@@ -19,7 +19,7 @@ from fusegraph.ops.elemwise import Elemwise, add, cast, lt, maximum, mul
 from fusegraph.ops.grad_ops import SumTo
 from fusegraph.ops.indexing import Subtensor, getitem
 from fusegraph.ops.reduction import Reduce
-from fusegraph.ops.shape import (
+from fusegraph.ops.shape_ops import (
     BroadcastTo,
     DimShuffle,
     MakeVector,

@@ -20,7 +20,7 @@ from fusegraph.ops.indexing import IncSubtensor, Subtensor
 from fusegraph.ops.linalg import Dot, MatMul
 from fusegraph.ops.nn import CrossentropyCategorical1Hot, LogSoftmax, Softmax
 from fusegraph.ops.reduction import Reduce
-from fusegraph.ops.shape import BroadcastTo, DimShuffle, MakeVector, Reshape, Shape, ShapeI
+from fusegraph.ops.shape_ops import BroadcastTo, DimShuffle, MakeVector, Reshape, Shape, ShapeI
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

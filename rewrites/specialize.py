@@ -29,7 +29,7 @@ from fusegraph.ops.creation import ARange
 from fusegraph.ops.linalg import Dot, MatMul, TensorDot
 from fusegraph.ops.nn import CrossentropySoftmax1HotDx, Softmax
 from fusegraph.ops.reduction import Reduce
-from fusegraph.ops.shape import BroadcastTo, DimShuffle
+from fusegraph.ops.shape_ops import BroadcastTo, DimShuffle
 from fusegraph.rewrites.engine import Const, Pattern, RuleSet, elemwise
 from fusegraph.rewrites.shapes import dims, scalar_dim
 from fusegraph.rewrites.stabilize import fit, scalar_name

@@ -18,7 +18,7 @@ from fusegraph.ops.elemwise import Elemwise
 from fusegraph.ops.grad_ops import SumTo
 from fusegraph.ops.nn import CrossentropyCategorical1Hot, LogSoftmax, Softmax
 from fusegraph.ops.reduction import LogSumExp, Reduce
-from fusegraph.ops.shape import BroadcastTo, DimShuffle
+from fusegraph.ops.shape_ops import BroadcastTo, DimShuffle
 from fusegraph.rewrites.engine import Const, Pattern, RuleSet, elemwise, keeps_type
 from fusegraph.rewrites.shapes import dims, same_shape
 from fusegraph.types import is_float

@@ -47,7 +47,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import importlib
 import itertools
 import keyword
 import re
@@ -60,7 +59,7 @@ from fusegraph.backends.numba import cache, inline, kernels, link, loops, native
 from fusegraph.backends.numba.cache import ENTRY_DECORATOR, KERNEL_DECORATOR, LINKED_DECORATOR
 from fusegraph.backends.numba.scalar_code import np_dtype
 from fusegraph.graph import Constant, FunctionGraph, constant
-from fusegraph.ops import indexing, linalg
+from fusegraph.ops import indexing, linalg, shape_ops
 
 #: The global through which ``cache.load_module`` injects the large constants.
 CONSTANTS = "__fusegraph_constants__"
@@ -76,10 +75,6 @@ LINK_NODES = 32
 LITERAL_LIMIT = 64
 #: The message of the ValueError the entry raises when an input's shape contradicts its type.
 SHAPE_ERROR = "an input's shape differs from its static type"
-
-
-# ``fusegraph.ops.shape`` is also the name of a function re-exported by ``fusegraph.ops``.
-_shape = importlib.import_module("fusegraph.ops.shape")
 
 
 def _is_view(op) -> bool:
@@ -179,7 +174,7 @@ class Module:
                 # layouts; a reshaped view is C), one that one node runs is written in and
                 # one that several run compiles once as a dispatcher.
                 found = inline.kernel_function(src, kname)
-                linkable = not _is_view(node.op) or isinstance(node.op, _shape.Reshape)
+                linkable = not _is_view(node.op) or isinstance(node.op, shape_ops.Reshape)
                 linking = linkable and self._loaded(node, key)
                 if linking and _blas_product(node, key):
                     globals_.append(f"{kname} = {KERNELS}[{self._linked_product(node, key)!r}]")
@@ -335,10 +330,10 @@ class Module:
         once: ``_loaded`` asks for it before ``_linked`` does)."""
         if (key, layout) not in self._kernel_modules:
             argtypes = tuple(link.parameter_type(t, layout) for t in key[1])
-            readonly = isinstance(key[0], _shape.BroadcastTo)  # np.broadcast_to: read-only
+            readonly = isinstance(key[0], shape_ops.BroadcastTo)  # np.broadcast_to: read-only
             signature = link.result_type(key[2], layout, readonly)(*argtypes)
             # named "kernel" wherever it runs, so that the same kernel is the same module
-            if layout == "C" and isinstance(key[0], _shape.DimShuffle):
+            if layout == "C" and isinstance(key[0], shape_ops.DimShuffle):
                 src = kernels.shape.dimshuffle_c_view(*key, "kernel")
             else:
                 src = self._kernel(key, node.trace, "kernel", contiguous=layout == "C")
@@ -436,11 +431,11 @@ def _view_layout(node, typed_c) -> str:
     if not _is_view(op):
         return "C"
     c_view = (
-        isinstance(op, _shape.Reshape)
-        or (isinstance(op, _shape.DimShuffle) and kernels.shape.keeps_order(op))
+        isinstance(op, shape_ops.Reshape)
+        or (isinstance(op, shape_ops.DimShuffle) and kernels.shape.keeps_order(op))
         or (isinstance(op, indexing.Subtensor) and all(e[0] == "int" for e in op.idx))
     )
-    if c_view and (isinstance(op, _shape.Reshape) or node.inputs[0] in typed_c):
+    if c_view and (isinstance(op, shape_ops.Reshape) or node.inputs[0] in typed_c):
         return "C"
     return "A"
 

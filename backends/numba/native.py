@@ -25,7 +25,7 @@ from numba.np import arrayobj
 
 from fusegraph.backends.numba import arrays, link
 from fusegraph.ops.creation import Alloc
-from fusegraph.ops.shape import MakeVector, Reshape, Shape, ShapeI
+from fusegraph.ops.shape_ops import MakeVector, Reshape, Shape, ShapeI
 
 _PREFIX = "fusegraph_native_"
 #: name -> (op, signature) of the functions named so far in this process

@@ -2,18 +2,13 @@
 and shape, equal values (floating sums and products within a few ulp), the same exception
 class, and inputs never mutated. Each kernel is compiled once per type and reused."""
 
-import importlib
-
 import numpy as np
 import pytest
 
 import fusegraph as fg
 from fusegraph.backends.numba import cache, kernels, loops
-from fusegraph.ops import creation, grad_ops, indexing, linalg, nn, random, reduction
+from fusegraph.ops import creation, grad_ops, indexing, linalg, nn, random, reduction, shape_ops
 from fusegraph.ops.indexing import SYMBOLIC
-
-# ``fusegraph.ops.shape`` is also the name of a function re-exported by ``fusegraph.ops``.
-shape = importlib.import_module("fusegraph.ops.shape")
 
 rng = np.random.default_rng(0)
 
@@ -95,8 +90,9 @@ def arr(shape_, dtype="float64", lo=-5, hi=5):
 
 def test_registry_covers_the_catalogue():
     expected = {
-        shape.Shape, shape.ShapeI, shape.MakeVector, shape.Reshape, shape.DimShuffle,
-        shape.BroadcastTo, shape.Join, creation.Alloc, creation.ARange, creation.Eye,
+        shape_ops.Shape, shape_ops.ShapeI, shape_ops.MakeVector, shape_ops.Reshape,
+        shape_ops.DimShuffle, shape_ops.BroadcastTo, shape_ops.Join,
+        creation.Alloc, creation.ARange, creation.Eye,
         reduction.ArgReduce, reduction.LogSumExp, nn.Softmax, nn.LogSoftmax,
         nn.CrossentropyCategorical1Hot, nn.CrossentropySoftmax1HotDx, linalg.Dot, linalg.MatMul,
         linalg.TensorDot, indexing.Subtensor, indexing.AdvancedSubtensor,
@@ -154,7 +150,7 @@ def test_dot_blas_takes_every_layout_and_degenerate_shape():
 def test_dot_transposed_operand_is_not_copied():
     """A DimShuffle transpose renders as ``x.T`` (F layout) and Dot hands it to BLAS."""
     src = kernels.kernel_source(
-        shape.DimShuffle(2, (1, 0)),
+        shape_ops.DimShuffle(2, (1, 0)),
         (fg.matrix().type,),
         (fg.matrix().type,),
         "t",
@@ -348,44 +344,44 @@ def test_sum_to():
 
 def test_shape_ops():
     x = arr((2, 0, 3))
-    check(shape.Shape(), x)
-    check(shape.Shape(), np.array(1.0))
-    check(shape.ShapeI(1), x)
-    check(shape.ShapeI(-1), x)
-    op = shape.MakeVector("int64")
+    check(shape_ops.Shape(), x)
+    check(shape_ops.Shape(), np.array(1.0))
+    check(shape_ops.ShapeI(1), x)
+    check(shape_ops.ShapeI(-1), x)
+    op = shape_ops.MakeVector("int64")
     check(op, np.array(3), np.array(2.9), np.array(True))
-    check(shape.MakeVector("float32"), np.array(3), np.array(2.5))
-    check(shape.MakeVector("int64"))
+    check(shape_ops.MakeVector("float32"), np.array(3), np.array(2.5))
+    check(shape_ops.MakeVector("int64"))
 
 
 def test_reshape():
     x = arr((2, 6))
-    op = shape.Reshape(3)
+    op = shape_ops.Reshape(3)
     for target in ((3, 2, 2), (-1, 2, 3), (12, 1, 1), (2, -3, 3)):
         check(op, x, np.array(target), static=(1,))
     check(op, x.T, np.array((3, -1, 1)), static=(1,))
     check(op, np.zeros((0, 4)), np.array((2, 0, 3)), static=(1,))
     for bad in ((5, 2, 1), (-1, -1, 3), (0, -1, 1), (-2, 2, -1), (2, 0, -1)):
         raises(ValueError, op, x, np.array(bad), static=(1,))
-    check(shape.Reshape(0), np.array([5.0]), np.zeros(0, "int64"), static=(1,))
-    check(shape.Reshape(1), np.array(5.0), np.array([1]), static=(1,))
+    check(shape_ops.Reshape(0), np.array([5.0]), np.zeros(0, "int64"), static=(1,))
+    check(shape_ops.Reshape(1), np.array(5.0), np.array([1]), static=(1,))
 
 
 def test_dimshuffle():
     x = arr((2, 1, 3))
     for order in ((2, 0), (0, "x", 2), ("x", 2, 1, 0), (1, 0, 2), (0, 2)):
-        op = shape.DimShuffle(3, order)
+        op = shape_ops.DimShuffle(3, order)
         got = check(op, x)
         assert np.shares_memory(got, x)
         check(op, x[::-1])
-    raises(ValueError, shape.DimShuffle(3, (0, 2)), arr((2, 2, 3)))
-    check(shape.DimShuffle(0, ("x", "x")), np.array(4, "int8"))
-    check(shape.DimShuffle(2, ()), np.array([[7]]))
-    check(shape.DimShuffle(2, (1, 0)), arr((3, 4), "bool"))
+    raises(ValueError, shape_ops.DimShuffle(3, (0, 2)), arr((2, 2, 3)))
+    check(shape_ops.DimShuffle(0, ("x", "x")), np.array(4, "int8"))
+    check(shape_ops.DimShuffle(2, ()), np.array([[7]]))
+    check(shape_ops.DimShuffle(2, (1, 0)), arr((3, 4), "bool"))
 
 
 def test_broadcast_to_and_alloc():
-    for op in (shape.BroadcastTo(), creation.Alloc()):
+    for op in (shape_ops.BroadcastTo(), creation.Alloc()):
         check(op, arr((3, 1)), np.array((2, 3, 4)), static=(1,))
         check(op, arr((3, 1), "int8").T, np.array((0, 3)), static=(1,))
         check(op, np.array(2.0), np.array((2, 2)), static=(1,))
@@ -395,11 +391,11 @@ def test_broadcast_to_and_alloc():
 
 
 def test_join():
-    op = shape.Join(1)
+    op = shape_ops.Join(1)
     a, b = arr((2, 3)), arr((2, 0))
     check(op, a, b, a.T.copy().T, expected=np.concatenate([a, b, a], axis=1))
     check(op, arr((2, 1), "int8"), arr((2, 2), "float32"))
-    check(shape.Join(0), arr((2,), "bool"), arr((3,), "int64"))
+    check(shape_ops.Join(0), arr((2,), "bool"), arr((3,), "int64"))
     raises(ValueError, op, a, arr((3, 3)), a)
 
 
@@ -552,7 +548,7 @@ def test_a_users_op_runs_in_numba_mode_once_its_kernel_is_registered(monkeypatch
     from dataclasses import dataclass
 
     from fusegraph.backends.numba import codegen, register_kernel
-    from fusegraph.ops.shape import DimShuffle
+    from fusegraph.ops.shape_ops import DimShuffle
 
     @dataclass(frozen=True)
     class Twice(fg.Op):

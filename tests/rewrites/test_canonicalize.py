@@ -10,7 +10,7 @@ import fusegraph as fg
 from fusegraph.ops.elemwise import Elemwise
 from fusegraph.ops.grad_ops import SumTo
 from fusegraph.ops.scalar import Cast
-from fusegraph.ops.shape import DimShuffle, MakeVector, ShapeI, shape_i
+from fusegraph.ops.shape_ops import DimShuffle, MakeVector, ShapeI, shape_i
 from fusegraph.rewrites.canonicalize import canonicalize
 from fusegraph.rewrites.passes import optimize
 

@@ -16,7 +16,7 @@ import pytest
 import fusegraph as fg
 from fusegraph.graph import Apply, Constant, Op, toposort
 from fusegraph.ops.elemwise import Elemwise
-from fusegraph.ops.shape import DimShuffle
+from fusegraph.ops.shape_ops import DimShuffle
 from fusegraph.rewrites import passes
 from fusegraph.rewrites.engine import (
     FOLD_LIMIT,

@@ -3,8 +3,6 @@ BroadcastTo, Join, Alloc, ARange, Eye; and CheckParameterValue, which returns it
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 
 from fusegraph.backends.numba import scalar_code
@@ -21,16 +19,13 @@ from fusegraph.backends.numba.kernels.base import (
     register_kernel,
 )
 from fusegraph.backends.numba.scalar_code import cast_expr, np_dtype
-from fusegraph.ops import checks, creation
-
-# ``fusegraph.ops.shape`` is also the name of a function re-exported by ``fusegraph.ops``.
-shape = importlib.import_module("fusegraph.ops.shape")
+from fusegraph.ops import checks, creation, shape_ops
 
 # ----------------------------------------------------------------------------------------
 # shape ops
 
 
-@register_kernel(shape.Shape)
+@register_kernel(shape_ops.Shape)
 def _shape(op, in_types, out_types, name):
     code = _Code(name, 1)
     nd = len(in_types[0].shape)
@@ -41,7 +36,7 @@ def _shape(op, in_types, out_types, name):
     return code.text()
 
 
-@register_kernel(shape.ShapeI)
+@register_kernel(shape_ops.ShapeI)
 def _shape_i(op, in_types, out_types, name):
     code = _Code(name, 1)
     _new(code, "out", [], "int64")
@@ -49,7 +44,7 @@ def _shape_i(op, in_types, out_types, name):
     return code.text()
 
 
-@register_kernel(shape.MakeVector)
+@register_kernel(shape_ops.MakeVector)
 def _make_vector(op, in_types, out_types, name):
     code = _Code(name, len(in_types))
     _new(code, "out", [str(len(in_types))], op.dtype)
@@ -68,7 +63,7 @@ def _read_shape_vector(code, arg, n):
     return names
 
 
-@register_kernel(shape.Reshape, may_return_view=True)
+@register_kernel(shape_ops.Reshape, may_return_view=True)
 def _reshape(op, in_types, out_types, name):
     code = _Code(name, 2)
     dims = _read_shape_vector(code, "i1", op.ndim)
@@ -103,7 +98,7 @@ def _check_dropped(code, op):
         _raise(code, f"i0.shape[{a}] != 1", "ValueError", "cannot drop an axis of length != 1")
 
 
-@register_kernel(shape.DimShuffle, may_return_view=True)
+@register_kernel(shape_ops.DimShuffle, may_return_view=True)
 def _dimshuffle(op, in_types, out_types, name):
     code = _Code(name, 1)
     _check_dropped(code, op)
@@ -156,7 +151,7 @@ def _check_broadcast_to(code, src_ndim, dims, dtype):
     _check_size(code, dims, np.dtype(dtype).itemsize, "ValueError", "array is too big")
 
 
-@register_kernel(shape.BroadcastTo, may_return_view=True)
+@register_kernel(shape_ops.BroadcastTo, may_return_view=True)
 def _broadcast_to(op, in_types, out_types, name):
     code = _Code(name, 2)
     dims = _read_shape_vector(code, "i1", len(out_types[0].shape))
@@ -168,7 +163,7 @@ def _broadcast_to(op, in_types, out_types, name):
     return code.text()
 
 
-@register_kernel(shape.Join)
+@register_kernel(shape_ops.Join)
 def _join(op, in_types, out_types, name):
     code = _Code(name, len(in_types))
     nd, ax = len(out_types[0].shape), op.axis
