@@ -180,15 +180,28 @@ def constant(value, dtype=None, name=None) -> Constant:
     return Constant(arr, name=name)
 
 
+#: How ``as_tensor`` stacks a list of variables: that builds a node of an op, and the IR
+#: never imports the ops layer standing on it, so ``fusegraph.ops`` installs its ``stack``
+#: here when imported (``install_stack``; importing any fusegraph module imports it).
+_stack = None
+
+
+def install_stack(stack) -> None:
+    """Make ``as_tensor`` stack a list or tuple that holds variables with ``stack(list of
+    variables) -> Variable`` (``fusegraph.ops`` installs ``fusegraph.ops.stack``)."""
+    global _stack
+    _stack = stack
+
+
 def as_tensor(x, name=None) -> Variable:
     """Return ``x`` if it is a Variable; wrap numbers and arrays as constants; stack a
-    list or tuple that holds variables into a vector."""
+    list or tuple that holds variables into a vector (with ``fusegraph.ops.stack``)."""
     if isinstance(x, Variable):
         return x
     if isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in _flat(x)):
-        from fusegraph.ops.shape_ops import stack
-
-        return stack([as_tensor(e) for e in x])
+        if _stack is None:  # only while fusegraph/__init__ runs, before it imports ops
+            raise TypeError("as_tensor of a list of variables needs fusegraph.ops imported")
+        return _stack([as_tensor(e) for e in x])
     try:
         return constant(x, name=name)
     except (TypeError, ValueError) as exc:
