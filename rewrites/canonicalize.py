@@ -29,7 +29,8 @@ from fusegraph.ops.shape_ops import (
     dimshuffle,
     shape_i,
 )
-from fusegraph.rewrites.engine import Pattern, RuleSet, elemwise, keeps_type
+from fusegraph.rewrites.engine import Pattern, RuleSet, keeps_type
+from fusegraph.rewrites.patterns import elemwise
 from fusegraph.rewrites.shapes import dims, same_shape, shape_entries, symbol_source
 from fusegraph.types import is_float, is_int
 

@@ -2,6 +2,11 @@
 and a function returning a replacement or None), and one bottom-up walk that applies them
 to a fixed point while merging equal nodes and folding constants.
 
+The engine knows no op class: it matches by class, by predicate or by ``KeyedOp`` (a class
+and a key of the op, such as an ``Elemwise``'s scalar op name, so that a rule is tried only
+on its ops). Op-aware patterns such as ``elemwise("exp", "x")`` are in
+``fusegraph.rewrites.patterns``.
+
 Graphs are immutable, so a pass rebuilds: each node is visited once its inputs are final;
 a replacement is itself visited before it stands for the node it replaces.
 """
@@ -134,16 +139,25 @@ def _match_all(patterns, variables, captures):
         yield from _match_all(patterns[1:], variables[1:], found)
 
 
-def elemwise(scalar_name: str, *inputs, name=None, commutative=False) -> Pattern:
-    """A pattern for ``Elemwise`` nodes of the scalar op ``scalar_name``."""
-    from fusegraph.ops.elemwise import Elemwise
+@dataclass(frozen=True)
+class KeyedOp:
+    """An op predicate the walk indexes: it matches an instance of ``op_type`` whose
+    ``key(op)`` equals ``value``, and a rule rooted on it is only tried on such ops (one
+    dict lookup per node instead of one predicate call per rule). ``key`` should be one
+    shared function (rules are grouped by it) returning a hashable value; for example
+    ``rewrites.patterns.elemwise("exp")`` roots on ``KeyedOp(Elemwise, scalar_op_name,
+    "exp")``."""
 
-    def is_it(op):
-        return isinstance(op, Elemwise) and op.scalar_op.name == scalar_name
+    op_type: type
+    key: Callable
+    value: object
 
-    is_it.op_types = (Elemwise,)
-    is_it.scalar_name = scalar_name
-    return Pattern(is_it, tuple(inputs), name, commutative)
+    def __call__(self, op) -> bool:
+        return isinstance(op, self.op_type) and self.key(op) == self.value
+
+    @property
+    def op_types(self) -> tuple:
+        return (self.op_type,)
 
 
 # --------------------------------------------------------------------------- rules
@@ -167,7 +181,8 @@ class Rule:
 
 
 class RuleSet:
-    """A named, ordered set of rules, used as a decorator factory::
+    """A named, ordered set of rules, used as a decorator factory (``elemwise`` is
+    ``fusegraph.rewrites.patterns.elemwise``)::
 
     canonicalize = RuleSet("canonicalize")
 
@@ -199,21 +214,30 @@ class RuleSet:
 
 
 def _index(rules):
-    """Rules keyed by (op class, scalar name or None) of their root pattern."""
-    index = {}
+    """Rules keyed by (op class, key function, key value) of their root pattern, with
+    (op class, None, None) for a root matched by class or plain predicate; and per op
+    class, the key functions of the rules rooted on it."""
+    index, keys = {}, {}
     for r in rules:
-        scalar = getattr(r.pattern.op, "scalar_name", None)
-        for t in r.pattern.root_types:
-            index.setdefault((t, scalar), []).append(r)
-    return index
+        root = r.pattern.op
+        if isinstance(root, KeyedOp):
+            index.setdefault((root.op_type, root.key, root.value), []).append(r)
+            keys.setdefault(root.op_type, {})[root.key] = None  # an ordered set
+        else:
+            for t in r.pattern.root_types:
+                index.setdefault((t, None, None), []).append(r)
+    return index, keys
 
 
-def _candidates(index, op):
-    scalar = getattr(getattr(op, "scalar_op", None), "name", None)
+def _candidates(indexed, op):
+    """The rules whose root may match ``op``, most specific class first (for each class,
+    the keyed rules before the others), each group in the order the rules were given."""
+    index, keys = indexed
     found = []
     for t in type(op).__mro__:
-        found += index.get((t, scalar), []) if scalar else []
-        found += index.get((t, None), [])
+        for key in keys.get(t, ()):
+            found += index.get((t, key, key(op)), [])
+        found += index.get((t, None, None), [])
     return found
 
 
@@ -388,3 +412,14 @@ def check_type(old: Variable, new: Variable, why: str) -> None:
             f"rewrite {why!r} changed {old} from {old.dtype} {fmt_shape(old.type.shape)} to "
             f"{new.dtype} {fmt_shape(new.type.shape)}"
         )
+
+
+def __getattr__(name):
+    # Transitional: README.md's rule example imports ``elemwise`` from here, where it was.
+    # It is op-aware, so it lives in ``rewrites.patterns``; delete this (and its entry in
+    # EXCEPTIONS of tests/test_layers.py) once the README imports it from there.
+    if name == "elemwise":
+        from fusegraph.rewrites.patterns import elemwise
+
+        return elemwise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

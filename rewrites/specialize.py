@@ -30,9 +30,9 @@ from fusegraph.ops.linalg import Dot, MatMul, TensorDot
 from fusegraph.ops.nn import CrossentropySoftmax1HotDx, Softmax
 from fusegraph.ops.reduction import Reduce
 from fusegraph.ops.shape_ops import BroadcastTo, DimShuffle
-from fusegraph.rewrites.engine import Const, Pattern, RuleSet, elemwise
+from fusegraph.rewrites.engine import Const, Pattern, RuleSet
+from fusegraph.rewrites.patterns import elemwise, fit, scalar_name
 from fusegraph.rewrites.shapes import dims, scalar_dim
-from fusegraph.rewrites.stabilize import fit, scalar_name
 from fusegraph.types import is_float, is_int
 
 specialize = RuleSet("specialize")

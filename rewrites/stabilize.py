@@ -14,13 +14,13 @@ import math
 
 from fusegraph import ops
 from fusegraph.graph import Constant, Variable, rebuild
-from fusegraph.ops.elemwise import Elemwise
 from fusegraph.ops.grad_ops import SumTo
 from fusegraph.ops.nn import CrossentropyCategorical1Hot, LogSoftmax, Softmax
 from fusegraph.ops.reduction import LogSumExp, Reduce
 from fusegraph.ops.shape_ops import BroadcastTo, DimShuffle
-from fusegraph.rewrites.engine import Const, Pattern, RuleSet, elemwise, keeps_type
-from fusegraph.rewrites.shapes import dims, same_shape
+from fusegraph.rewrites.engine import Const, Pattern, RuleSet
+from fusegraph.rewrites.patterns import axis_sets, elemwise, fit, scalar_name
+from fusegraph.rewrites.shapes import same_shape
 from fusegraph.types import is_float
 
 stabilize = RuleSet("stabilize")
@@ -28,65 +28,9 @@ stabilize = RuleSet("stabilize")
 # --------------------------------------------------------------------------- helpers
 
 
-def fit(new: Variable, old: Variable, proven: bool = False):
-    """``new`` if it has the dtype and static shape of ``old`` and provably its run-time
-    shape, else None (so a rule never triggers the engine's type check). ``proven``: the
-    caller built ``new`` with the same run-time shape (for ops ``shapes.dims`` cannot
-    follow)."""
-    if not keeps_type(old, new):
-        return None
-    if proven or same_shape(new, old):
-        return new
-    memo = {}
-    return new if _axis_sets(new, memo) == _axis_sets(old, memo) else None
-
-
-#: How deep ``_axis_sets`` follows elementwise ops before it takes a variable's own dims.
-_SETS_DEPTH = 32
-
-
-def _axis_sets(var: Variable, memo: dict, depth: int = 0) -> tuple:
-    """Per axis of ``var``, the set of lengths (ints > 1 or ``shapes.dims`` symbols) that
-    broadcast to it through elementwise ops and dimshuffles; empty for length 1. Equal
-    sets mean equal lengths, so this proves shapes that ``same_shape`` cannot (``y *
-    sigmoid(x)`` against ``y * sigmoid(-x) * exp(x)``)."""
-    if var in memo:
-        return memo[var]
-    node = var.owner
-    if depth < _SETS_DEPTH and node is not None and isinstance(node.op, Elemwise):
-        sets = [frozenset()] * var.ndim
-        for x in node.inputs:
-            sub = _axis_sets(x, memo, depth + 1)
-            lead = var.ndim - len(sub)
-            for k, lengths in enumerate(sub):
-                sets[lead + k] = sets[lead + k] | lengths
-        # A known length decides the axis (any other length is an error at run time).
-        result = tuple(_known(lengths) for lengths in sets)
-    elif depth < _SETS_DEPTH and node is not None and isinstance(node.op, DimShuffle):
-        sub = _axis_sets(node.inputs[0], memo, depth + 1)
-        result = tuple(frozenset() if a == "x" else sub[a] for a in node.op.new_order)
-    else:
-        result = tuple(frozenset() if d == 1 else frozenset((d,)) for d in dims(var))
-    memo[var] = result
-    return result
-
-
-def _known(lengths: frozenset) -> frozenset:
-    ints = [d for d in lengths if isinstance(d, int)]
-    return frozenset(ints[:1]) if ints else lengths
-
-
 def as_float(x: Variable, dtype: str) -> Variable:
     """``x`` cast to the float ``dtype`` (itself when it already has it)."""
     return ops.cast(x, dtype)
-
-
-def scalar_name(var: Variable):
-    """The scalar op's name if ``var`` is computed by an ``Elemwise``, else None."""
-    node = var.owner
-    if node is not None and isinstance(node.op, Elemwise):
-        return node.op.scalar_op.name
-    return None
 
 
 def negate(x: Variable) -> Variable:
@@ -443,7 +387,7 @@ def _broadcast_like(a: Variable, term: Variable, c: Variable):
     if a.dtype != term.dtype:
         return None
     memo = {}
-    sa, sc = _axis_sets(a, memo), _axis_sets(c, memo)
+    sa, sc = axis_sets(a, memo), axis_sets(c, memo)
     lead = len(sc) - len(sa)
     if lead < 0 or all(y <= x for x, y in zip(sa, sc[lead:])) and not any(sc[:lead]):
         return a  # a already has the shape of a / c

@@ -21,12 +21,13 @@ from fusegraph.rewrites import passes
 from fusegraph.rewrites.engine import (
     FOLD_LIMIT,
     Const,
+    KeyedOp,
     Pattern,
     RewriteError,
     RuleSet,
-    elemwise,
     rewrite,
 )
+from fusegraph.rewrites.patterns import elemwise
 from fusegraph.sourceinfo import SourceInfo
 from fusegraph.types import TensorType
 
@@ -122,6 +123,34 @@ def test_elemwise_pattern_checks_scalar_name_and_arity():
     assert match(elemwise("exp", "a"), fg.log(x)) is None
     assert match(elemwise("add", "a"), x + y) is None
     assert match(elemwise("add", "a", "b", name="out"), x + y)["out"].owner.inputs == (x, y)
+
+
+def _label(op):
+    return op.label
+
+
+def test_keyed_op_rules_are_tried_only_on_their_key_and_before_class_rules():
+    """The engine indexes any op class by any key (here a toy op by its label), not only
+    ``Elemwise`` by scalar name: a keyed rule never sees other keys, and for one class the
+    keyed rules come before the rules matched by class alone."""
+    toy, seen = RuleSet("toy"), []
+
+    @toy.rule(Pattern(Tag, ("a",)))
+    def any_tag(node, a):
+        seen.append(("any", node.op.label))
+        return None
+
+    @toy.rule(Pattern(KeyedOp(Tag, _label, "b"), ("a",)))
+    def b_to_c(node, a):
+        seen.append(("b", node.op.label))
+        return Tag("c")(a)
+
+    x = fg.vector("x")
+    [out] = rewrite([Tag("a")(Tag("b")(x))], toy.rules)
+    assert out.owner.op == Tag("a") and out.owner.inputs[0].owner.op == Tag("c")
+    assert seen == [("b", "b"), ("any", "c"), ("any", "a")]
+    assert match(Pattern(KeyedOp(Tag, _label, "a"), ("u",)), Tag("a")(x)) == {"u": x}
+    assert match(Pattern(KeyedOp(Tag, _label, "a")), fg.exp(x)) is None
 
 
 def test_nested_pattern_captures():
