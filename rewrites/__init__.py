@@ -1,1 +1,4 @@
-"""Graph rewrites (pattern engine, rule sets, fusion); filled in by the rewrites issue."""
+"""Graph rewrites: the generic pattern engine (``engine``), the op-aware patterns and helpers
+the rule sets share (``patterns``), symbolic shapes (``shapes``), the rule sets
+(``canonicalize``, ``stabilize``, ``specialize``), fusion (``fusion``), forward identities
+(``identity``) and the pass list (``passes``)."""
