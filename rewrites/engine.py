@@ -43,8 +43,9 @@ class RewriteError(RuntimeError):
 @dataclass(frozen=True)
 class Pattern:
     """Matches a variable computed by an op: ``op`` is an op class (or tuple of them) or
-    a predicate on the op; ``inputs`` are sub-patterns, capture names (str, any variable)
-    or ``Const`` matchers. ``name`` captures the matched variable itself."""
+    a predicate on the op (a ``KeyedOp``, or any callable, with ``op_types`` naming the
+    classes it can match if known); ``inputs`` are sub-patterns, capture names (str, any
+    variable) or ``Const`` matchers. ``name`` captures the matched variable itself."""
 
     op: type | tuple | Callable
     inputs: tuple = ()
