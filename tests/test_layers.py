@@ -176,9 +176,9 @@ def imports_of(module: str, source: str, path: str, known: set, is_package=False
                     add(child, alias.name, lazy)
             elif isinstance(child, ast.ImportFrom):
                 base = _absolute(module, is_package, child.level, child.module)
-                for alias in child.names:
-                    sub = f"{base}.{alias.name}"
-                    add(child, sub if sub in known else base, lazy)
+                subs = (f"{base}.{alias.name}" for alias in child.names)
+                for name in dict.fromkeys(sub if sub in known else base for sub in subs):
+                    add(child, name, lazy)
             elif isinstance(child, ast.Call):
                 name = _literal_import(child)
                 if name is not None:
