@@ -165,14 +165,15 @@ def wrap(text_prec, min_prec: int) -> str:
 
 def operator_text(name: str, args: list) -> tuple | None:
     """``(text, precedence)`` of the scalar op ``name`` on ``(text, precedence)`` operands
-    written as a Python operator (``a + b``, ``-a``; ``ops.scalar.INFIX``), or None if it
-    prints as a call. Python's rules: ``+ - * /`` group left to right, ``**`` right to
+    written as a Python operator (``a + b``, ``-a``; ``ops.scalar.OPS[name].infix``), or None if
+    it prints as a call. Python's rules: ``+ - * /`` group left to right, ``**`` right to
     left, and comparisons do not chain, so only the operands that need them get brackets;
     a unary operand that is not atomic always does: -(x ** 2), not -x ** 2."""
-    from fusegraph.ops.scalar import INFIX
+    from fusegraph.ops.scalar import OPS
 
-    if name in INFIX and len(args) == 2:
-        symbol, prec = INFIX[name]
+    infix = OPS[name].infix if name in OPS else None
+    if infix and len(args) == 2:
+        symbol, prec = infix
         left = prec if name == "pow" or prec <= 5 else prec - 1
         right = prec - 1 if name == "pow" else prec
         return f"{wrap(args[0], left)} {symbol} {wrap(args[1], right)}", prec
@@ -266,7 +267,7 @@ def _pprint_node(var: Variable, args: list):
 def pprint(var) -> str:
     """Return ``var``'s expression as readable infix text, e.g. ``x + 2.0 * exp(y)``.
 
-    Operators of the INFIX table and unary ``-x`` and ``~x`` get parentheses exactly where
+    Infix operators (``a + b``) and unary ``-x`` and ``~x`` get parentheses exactly where
     Python's precedence and grouping need them (``(a + b) * c``, ``a - (b - c)``,
     ``(-x) ** 2``), so the text reads back as the same expression in Python. Other
     elementwise ops and all other ops print as calls, ``exp(y)`` or ``Dot(x, W)``; ``@``,

@@ -1,14 +1,16 @@
 """``Elemwise``: a scalar op mapped over tensors with NumPy broadcasting, and the public
-elementwise functions (``add``, ``exp``, ``where`` ...) built on it."""
+elementwise functions (``add``, ``exp``, ``where`` ...) built on it: one per record of
+``ops.scalar.OPS``, derived from the record (``where`` and ``cast`` are written out)."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from fusegraph.graph import Apply, NullGrad, Op, as_tensor, as_tensor_args
-from fusegraph.ops.scalar import GRADS, INFIX, Cast, ScalarOp
+from fusegraph.ops.scalar import OPS, Cast, NoGradient, ScalarOp
 from fusegraph.types import (
     TensorType,
     as_dtype,
@@ -43,14 +45,14 @@ class Elemwise(Op):
     def vjp(self, inputs, outputs, grads):
         """Per input: the scalar op's derivative times ``g``, summed over the dims the input
         was broadcast along (known from the static shapes); None for non-float inputs."""
-        rule = GRADS.get(self.scalar_op.name)
-        if rule is None:
-            return [NullGrad(f"{self} has no gradient")] * len(inputs)
+        rule = self.scalar_op.grad
+        if isinstance(rule, NoGradient):
+            return [NullGrad(f"{self} has no gradient: {rule.reason}")] * len(inputs)
         from fusegraph import ops
         from fusegraph.ops.grad_ops import sum_to
 
         result = []
-        for x, gx in zip(inputs, rule(ops, inputs, outputs[0], grads[0])):
+        for x, gx in zip(inputs, rule(ops, outputs[0], grads[0], *inputs), strict=True):
             if gx is None or not is_float(x.dtype):
                 result.append(None)
             else:
@@ -66,85 +68,33 @@ def elemwise(scalar_op: ScalarOp, *args):
     return Elemwise(scalar_op)(*as_tensor_args(*args))
 
 
-def _define(name: str):
+def _constructor(name: str):
+    """The public function building ``Elemwise(ScalarOp(name))`` (Python scalars take the
+    other arguments' dtype), named and documented after the op's record."""
     op = ScalarOp(name)
 
     def fn(*args):
         return elemwise(op, *args)
 
     fn.__name__ = fn.__qualname__ = name
-    symbol = INFIX.get(name, (None,))[0]
+    fn.__module__ = __name__
+    symbol = (OPS[name].infix or (None,))[0]
     fn.__doc__ = f"Elementwise ``{name}``" + (f" (``a {symbol} b``)." if symbol else ".")
     return fn
 
 
-add = _define("add")
-sub = _define("sub")
-mul = _define("mul")
-true_div = _define("true_div")
-floor_div = _define("floor_div")
-mod = _define("mod")
-pow = _define("pow")  # noqa: A001 - NumPy's name
-neg = _define("neg")
-abs = _define("abs")  # noqa: A001 - NumPy's name
-sign = _define("sign")
-square = _define("square")
-reciprocal = _define("reciprocal")
-maximum = _define("maximum")
-minimum = _define("minimum")
-floor = _define("floor")
-ceil = _define("ceil")
-round = _define("round")  # noqa: A001 - NumPy's name
-relu = _define("relu")
-exp = _define("exp")
-expm1 = _define("expm1")
-log = _define("log")
-log1p = _define("log1p")
-log2 = _define("log2")
-log10 = _define("log10")
-sqrt = _define("sqrt")
-sin = _define("sin")
-cos = _define("cos")
-tan = _define("tan")
-arcsin = _define("arcsin")
-arccos = _define("arccos")
-arctan = _define("arctan")
-arctan2 = _define("arctan2")
-sinh = _define("sinh")
-cosh = _define("cosh")
-tanh = _define("tanh")
-erf = _define("erf")
-erfc = _define("erfc")
-gammaln = _define("gammaln")
-psi = _define("psi")
-sigmoid = _define("sigmoid")
-softplus = _define("softplus")
-eq = _define("eq")
-neq = _define("neq")
-lt = _define("lt")
-le = _define("le")
-gt = _define("gt")
-ge = _define("ge")
-logical_and = _define("logical_and")
-logical_or = _define("logical_or")
-logical_not = _define("logical_not")
-isnan = _define("isnan")
-isinf = _define("isinf")
-isfinite = _define("isfinite")
+# One constructor per record: ``add``, ``exp``, ``clip`` ... (``where`` is replaced below).
+globals().update({name: _constructor(name) for name in OPS})
 
 
 def where(condition, x, y):
-    """``x`` where ``condition`` is true, else ``y`` (NumPy's ``where``; Theano's ``switch``)."""
+    """``x`` where ``condition`` is true, else ``y`` (NumPy's ``where``; Theano's ``switch``).
+    Written out: ``condition`` keeps its dtype, only ``x`` and ``y`` are unified."""
     x, y = as_tensor_args(x, y)
     return Elemwise(ScalarOp("where"))(as_tensor(condition), x, y)
 
 
 switch = where
-
-
-def clip(x, lo, hi):
-    """Limit ``x`` to ``[lo, hi]`` elementwise."""
-    return elemwise(ScalarOp("clip"), x, lo, hi)
 
 
 def cast(x, dtype):
@@ -156,64 +106,29 @@ def cast(x, dtype):
     return Elemwise(Cast(dtype=dtype))(x)
 
 
-__all__ = [
-    "add",
-    "sub",
-    "mul",
-    "true_div",
-    "floor_div",
-    "mod",
-    "pow",
-    "neg",
-    "abs",
-    "sign",
-    "square",
-    "reciprocal",
-    "maximum",
-    "minimum",
-    "floor",
-    "ceil",
-    "round",
-    "relu",
-    "exp",
-    "expm1",
-    "log",
-    "log1p",
-    "log2",
-    "log10",
-    "sqrt",
-    "sin",
-    "cos",
-    "tan",
-    "arcsin",
-    "arccos",
-    "arctan",
-    "arctan2",
-    "sinh",
-    "cosh",
-    "tanh",
-    "erf",
-    "erfc",
-    "gammaln",
-    "psi",
-    "sigmoid",
-    "softplus",
-    "eq",
-    "neq",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "logical_and",
-    "logical_or",
-    "logical_not",
-    "isnan",
-    "isinf",
-    "isfinite",
-    "where",
-    "switch",
-    "clip",
-    "cast",
-    "elemwise",
-    "Elemwise",
-]
+def _public_modules() -> list:
+    """The modules that export the constructors: this one, ``fusegraph.ops``, ``fusegraph``."""
+    names = (__name__, "fusegraph.ops", "fusegraph")
+    return [sys.modules[n] for n in names if n in sys.modules]
+
+
+def publish(name: str) -> None:
+    """Export the constructor of the scalar op ``name``, registered at run time
+    (``ops.scalar.register``), from ``_public_modules()``. A name they export already
+    (``sum``, another op) raises ValueError, and nothing changes."""
+    taken = [f"{m.__name__}.{name}" for m in _public_modules() if hasattr(m, name)]
+    if taken:
+        raise ValueError(f"scalar op {name!r} would replace {', '.join(taken)}")
+    fn = _constructor(name)
+    for module in _public_modules():
+        setattr(module, name, fn)
+
+
+def unpublish(name: str) -> None:
+    """Undo ``publish(name)``: remove the op's constructor from ``_public_modules()``."""
+    for module in _public_modules():
+        if getattr(getattr(module, name, None), "__module__", None) == __name__:
+            delattr(module, name)
+
+
+__all__ = [*OPS, "switch", "cast", "elemwise", "Elemwise"]

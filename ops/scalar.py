@@ -1,18 +1,33 @@
 """Scalar operations: the per-element functions that ``Elemwise`` maps over tensors.
 
-Each scalar op is a row of one table: its name, arity, NumPy reference and dtype rule.
-``Elemwise`` (and later fusion and code generation) sees a graph of these.
+Each scalar op is one record, a ``ScalarOpDef``: its name, arity, NumPy reference, dtype
+rule, gradient and infix symbol. The records sit side by side in ``_BUILTIN`` below; a
+record is checked when it is made (a missing or inconsistent piece raises at import).
+Everything else derives from them: ``Elemwise`` and the public constructors
+(``fusegraph.add`` ...; ``ops/elemwise.py``), gradients, printing. The Numba code of each
+op is rendered by ``backends/numba/scalar_code.RENDERINGS``, checked against ``OPS``.
+
+Adding an elementwise op takes three edits: a record here, a rendering in scalar_code and
+a row in the op table of ``tests/ops/test_elemwise.py``. At run time (a plugin, a test),
+``register(record)`` and ``scalar_code.register_rendering(name, rule)`` do the first two.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import math
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from fusegraph.types import as_dtype, is_float, upcast
+
+# ----------------------------------------------------------------------------------------
+# NumPy references and dtype rules
 
 
 def float_dtype(*dtypes: str) -> str:
@@ -128,206 +143,271 @@ def _reciprocal(x):
     return np.true_divide(1, x, dtype=dtype)
 
 
-def _ufunc_row(nin, ufunc):
-    return nin, _ufunc_impl(ufunc), _ufunc_dtype(ufunc)
+def _relu(x):
+    return np.maximum(x, np.zeros((), x.dtype))
 
 
-def _float_row(nin, fn):
-    return nin, _float_impl(fn), float_dtype
-
-
-_TABLE = {
-    # arithmetic
-    "add": _ufunc_row(2, np.add),
-    "sub": _ufunc_row(2, np.subtract),
-    "mul": _ufunc_row(2, np.multiply),
-    "true_div": _ufunc_row(2, np.true_divide),
-    "floor_div": _ufunc_row(2, np.floor_divide),
-    "mod": _ufunc_row(2, np.remainder),
-    "pow": _ufunc_row(2, np.power),
-    "neg": _ufunc_row(1, np.negative),
-    "abs": _ufunc_row(1, np.absolute),
-    "sign": _ufunc_row(1, np.sign),
-    "square": _ufunc_row(1, np.square),
-    "reciprocal": (1, _reciprocal, float_dtype),
-    "maximum": _ufunc_row(2, np.maximum),
-    "minimum": _ufunc_row(2, np.minimum),
-    "floor": _ufunc_row(1, np.floor),
-    "ceil": _ufunc_row(1, np.ceil),
-    "round": (1, _same_impl(np.round), _same_dtype),
-    "relu": (1, _same_impl(lambda x: np.maximum(x, np.zeros((), x.dtype))), _same_dtype),
-    "clip": (3, _clip, _same_dtype),
-    "where": (3, _where, _where_dtype),
-    # transcendental
-    "exp": _ufunc_row(1, np.exp),
-    "expm1": _ufunc_row(1, np.expm1),
-    "log": _ufunc_row(1, np.log),
-    "log1p": _ufunc_row(1, np.log1p),
-    "log2": _ufunc_row(1, np.log2),
-    "log10": _ufunc_row(1, np.log10),
-    "sqrt": _ufunc_row(1, np.sqrt),
-    "sin": _ufunc_row(1, np.sin),
-    "cos": _ufunc_row(1, np.cos),
-    "tan": _ufunc_row(1, np.tan),
-    "arcsin": _ufunc_row(1, np.arcsin),
-    "arccos": _ufunc_row(1, np.arccos),
-    "arctan": _ufunc_row(1, np.arctan),
-    "arctan2": _ufunc_row(2, np.arctan2),
-    "sinh": _ufunc_row(1, np.sinh),
-    "cosh": _ufunc_row(1, np.cosh),
-    "tanh": _ufunc_row(1, np.tanh),
-    "erf": _float_row(1, _vectorize(math.erf)),
-    "erfc": _float_row(1, _vectorize(math.erfc)),
-    "gammaln": _float_row(1, _vectorize(_lgamma)),
-    "psi": _float_row(1, _digamma),
-    "sigmoid": _float_row(1, _sigmoid),
-    "softplus": _float_row(1, _softplus),
-    # comparisons and logic (bool results)
-    "eq": _ufunc_row(2, np.equal),
-    "neq": _ufunc_row(2, np.not_equal),
-    "lt": _ufunc_row(2, np.less),
-    "le": _ufunc_row(2, np.less_equal),
-    "gt": _ufunc_row(2, np.greater),
-    "ge": _ufunc_row(2, np.greater_equal),
-    "logical_and": _ufunc_row(2, np.logical_and),
-    "logical_or": _ufunc_row(2, np.logical_or),
-    "logical_not": _ufunc_row(1, np.logical_not),
-    "isnan": _ufunc_row(1, np.isnan),
-    "isinf": _ufunc_row(1, np.isinf),
-    "isfinite": _ufunc_row(1, np.isfinite),
-}
-
-# Gradients, next to the table above: name -> fn(T, inputs, output, g) returning one
-# gradient per input (a variable, or None where no gradient flows). ``T`` is the
+# ----------------------------------------------------------------------------------------
+# Gradients: fn(T, z, g, *inputs) -> one gradient per input (a variable, or None where no
+# gradient flows), for output ``z`` with incoming gradient ``g``. ``T`` is the
 # ``fusegraph.ops`` namespace (passed in because this module sits below it).
+
 _LN2, _LN10, _TWO_OVER_SQRT_PI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt(math.pi)
 
 
-def _zero(T, inputs, out, g):
+def _zero_grad(T, z, g, *inputs):
+    """The gradient of a piecewise-constant function: zero for every input."""
     return [T.zeros_like(x) for x in inputs]
 
 
-def _pow_grad(T, xs, out, g):
-    x, y = xs
+def _pow_grad(T, z, g, x, y):
     # d/dy x**y = x**y log x, taken as 0 at x == 0 (where x**y is 0 or 1 for y >= 0).
     log_x = T.log(T.where(T.eq(x, 0), 1, x))
-    return [g * y * x ** (y - 1), g * out * log_x]
+    return [g * y * x ** (y - 1), g * z * log_x]
 
 
-def _maximum_grad(T, xs, out, g):
-    x, y = xs
+def _maximum_grad(T, z, g, x, y):
     # Ties go to the first argument, so the two gradients always sum to g.
     return [T.where(x >= y, g, 0), T.where(x >= y, 0, g)]
 
 
-def _minimum_grad(T, xs, out, g):
-    x, y = xs
+def _minimum_grad(T, z, g, x, y):
     return [T.where(x <= y, g, 0), T.where(x <= y, 0, g)]
 
 
-def _clip_grad(T, xs, out, g):
+def _clip_grad(T, z, g, x, lo, hi):
     # clip is minimum(maximum(x, lo), hi) (also when lo > hi); ties as in those two.
-    x, lo, hi = xs
     below_hi = T.maximum(x, lo) <= hi
     g_max = T.where(below_hi, g, 0)
     return [T.where(x >= lo, g_max, 0), T.where(x >= lo, 0, g_max), T.where(below_hi, 0, g)]
 
 
-def _atan2_grad(T, xs, out, g):
-    y, x = xs
+def _arctan2_grad(T, z, g, y, x):
     r2 = x * x + y * y
     return [g * x / r2, -g * y / r2]
 
 
-def _cast_grad(T, xs, out, g):
-    return [T.cast(g, xs[0].dtype)] if is_float(xs[0].dtype) else [None]
+# ----------------------------------------------------------------------------------------
+# The record
 
 
-GRADS = {
-    "add": lambda T, xs, z, g: [g, g],
-    "sub": lambda T, xs, z, g: [g, -g],
-    "mul": lambda T, xs, z, g: [g * xs[1], g * xs[0]],
-    "true_div": lambda T, xs, z, g: [g / xs[1], -g * z / xs[1]],
-    "floor_div": _zero,
-    "mod": lambda T, xs, z, g: [g, -g * T.floor_div(xs[0], xs[1])],
-    "pow": _pow_grad,
-    "neg": lambda T, xs, z, g: [-g],
-    "abs": lambda T, xs, z, g: [g * T.sign(xs[0])],
-    "sign": _zero,
-    "square": lambda T, xs, z, g: [2 * g * xs[0]],
-    "reciprocal": lambda T, xs, z, g: [-g * z * z],
-    "maximum": _maximum_grad,
-    "minimum": _minimum_grad,
-    "floor": _zero,
-    "ceil": _zero,
-    "round": _zero,
-    "relu": lambda T, xs, z, g: [T.where(xs[0] > 0, g, 0)],
-    "clip": _clip_grad,
-    "where": lambda T, xs, z, g: [None, T.where(xs[0], g, 0), T.where(xs[0], 0, g)],
-    "exp": lambda T, xs, z, g: [g * z],
-    "expm1": lambda T, xs, z, g: [g * (z + 1)],
-    "log": lambda T, xs, z, g: [g / xs[0]],
-    "log1p": lambda T, xs, z, g: [g / (xs[0] + 1)],
-    "log2": lambda T, xs, z, g: [g / (xs[0] * _LN2)],
-    "log10": lambda T, xs, z, g: [g / (xs[0] * _LN10)],
-    "sqrt": lambda T, xs, z, g: [g / (2 * z)],
-    "sin": lambda T, xs, z, g: [g * T.cos(xs[0])],
-    "cos": lambda T, xs, z, g: [-g * T.sin(xs[0])],
-    "tan": lambda T, xs, z, g: [g * (1 + z * z)],
-    "arcsin": lambda T, xs, z, g: [g / T.sqrt(1 - xs[0] * xs[0])],
-    "arccos": lambda T, xs, z, g: [-g / T.sqrt(1 - xs[0] * xs[0])],
-    "arctan": lambda T, xs, z, g: [g / (1 + xs[0] * xs[0])],
-    "arctan2": _atan2_grad,
-    "sinh": lambda T, xs, z, g: [g * T.cosh(xs[0])],
-    "cosh": lambda T, xs, z, g: [g * T.sinh(xs[0])],
-    "tanh": lambda T, xs, z, g: [g * (1 - z * z)],
-    "erf": lambda T, xs, z, g: [g * _TWO_OVER_SQRT_PI * T.exp(-xs[0] * xs[0])],
-    "erfc": lambda T, xs, z, g: [-g * _TWO_OVER_SQRT_PI * T.exp(-xs[0] * xs[0])],
-    "gammaln": lambda T, xs, z, g: [g * T.psi(xs[0])],
-    "sigmoid": lambda T, xs, z, g: [g * z * (1 - z)],
-    "softplus": lambda T, xs, z, g: [g * T.sigmoid(xs[0])],
-    "cast": _cast_grad,
-}
-#: The scalar ops without a gradient: those with boolean results (comparisons, logic,
-#: isnan ...) pass none, and psi's derivative (trigamma) is not in the catalogue.
-NO_GRADIENT = frozenset(
-    ["eq", "neq", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_not"]
-    + ["isnan", "isinf", "isfinite", "psi"]
+@dataclass(frozen=True)
+class NoGradient:
+    """The ``grad`` of an op without a gradient, saying why (``NullGrad`` shows it)."""
+
+    reason: str
+
+
+#: The ``grad`` of the comparisons, logic and classification ops.
+BOOLEAN_RESULT = NoGradient("its result is boolean")
+
+
+@dataclass(frozen=True)
+class ScalarOpDef:
+    """Everything about one scalar op but its Numba code (``scalar_code.RENDERINGS``).
+
+    Attributes:
+        name: the op's name, also its public constructor's (``fusegraph.<name>``).
+        nin: the number of inputs.
+        impl: the NumPy reference: arrays in, an array of ``dtype_rule``'s dtype out.
+        dtype_rule: the output's dtype name for the inputs' dtype names; raises TypeError
+            for inputs the op does not support.
+        grad: ``fn(T, z, g, *inputs)`` giving one gradient per input (see above), or a
+            ``NoGradient`` saying why there is none.
+        infix: ``(symbol, precedence)`` of the Python operator printing writes for a
+            binary op (``("+", 10)``), or None to print a call.
+    """
+
+    name: str
+    nin: int
+    impl: Callable
+    dtype_rule: Callable
+    grad: Callable | NoGradient
+    infix: tuple[str, int] | None = None
+
+    def __post_init__(self):
+        problems = [text for ok, text in self._checks() if not ok]
+        if problems:
+            raise ValueError(f"scalar op record {self.name!r}: {'; '.join(problems)}")
+
+    def _checks(self):
+        nin = self.nin
+        yield self.name.isidentifier(), "its name must be a Python identifier"
+        yield isinstance(nin, int) and nin >= 1, "nin must be an int >= 1"
+        yield _takes(self.impl, nin), f"impl must take {nin} arrays"
+        yield _takes(self.dtype_rule, nin), f"dtype_rule must take {nin} dtype names"
+        if isinstance(self.grad, NoGradient):
+            yield bool(self.grad.reason), "a NoGradient needs a reason"
+        else:
+            yield _takes(self.grad, nin + 3), f"grad must take (T, z, g) and {nin} inputs"
+        if self.infix is not None:
+            ok = isinstance(self.infix, tuple) and len(self.infix) == 2 and nin == 2
+            ok = ok and isinstance(self.infix[0], str) and isinstance(self.infix[1], int)
+            yield ok, "infix must be (symbol, precedence), and only a binary op has one"
+
+
+def _takes(fn, count: int) -> bool:
+    """Whether ``fn`` can be called with ``count`` positional arguments."""
+    try:
+        inspect.signature(fn).bind(*[None] * count)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def ufunc_op(name, ufunc, grad, infix=None) -> ScalarOpDef:
+    """The record of an op that is NumPy's ``ufunc``: its arity, loop dtypes and values
+    (in float32 where NumPy computes small ints in float16)."""
+    return ScalarOpDef(name, ufunc.nin, _ufunc_impl(ufunc), _ufunc_dtype(ufunc), grad, infix)
+
+
+def float_op(name, fn, grad) -> ScalarOpDef:
+    """The record of a unary float function ``fn``, computed in ``float_dtype``'s dtype."""
+    return ScalarOpDef(name, 1, _float_impl(fn), float_dtype, grad)
+
+
+# ----------------------------------------------------------------------------------------
+# The records. Gradients: (T, z, g, *inputs) -> input gradients; infix: (symbol, precedence).
+
+_BUILTIN = (
+    # arithmetic
+    ufunc_op("add", np.add, lambda T, z, g, x, y: [g, g], ("+", 10)),
+    ufunc_op("sub", np.subtract, lambda T, z, g, x, y: [g, -g], ("-", 10)),
+    ufunc_op("mul", np.multiply, lambda T, z, g, x, y: [g * y, g * x], ("*", 20)),
+    ufunc_op("true_div", np.true_divide, lambda T, z, g, x, y: [g / y, -g * z / y], ("/", 20)),
+    ufunc_op("floor_div", np.floor_divide, _zero_grad, ("//", 20)),
+    ufunc_op("mod", np.remainder, lambda T, z, g, x, y: [g, -g * T.floor_div(x, y)], ("%", 20)),
+    ufunc_op("pow", np.power, _pow_grad, ("**", 40)),
+    ufunc_op("neg", np.negative, lambda T, z, g, x: [-g]),
+    ufunc_op("abs", np.absolute, lambda T, z, g, x: [g * T.sign(x)]),
+    ufunc_op("sign", np.sign, _zero_grad),
+    ufunc_op("square", np.square, lambda T, z, g, x: [2 * g * x]),
+    ScalarOpDef("reciprocal", 1, _reciprocal, float_dtype, lambda T, z, g, x: [-g * z * z]),
+    ufunc_op("maximum", np.maximum, _maximum_grad),
+    ufunc_op("minimum", np.minimum, _minimum_grad),
+    ufunc_op("floor", np.floor, _zero_grad),
+    ufunc_op("ceil", np.ceil, _zero_grad),
+    ScalarOpDef("round", 1, _same_impl(np.round), _same_dtype, _zero_grad),
+    ScalarOpDef(
+        "relu", 1, _same_impl(_relu), _same_dtype, lambda T, z, g, x: [T.where(x > 0, g, 0)]
+    ),
+    ScalarOpDef("clip", 3, _clip, _same_dtype, _clip_grad),
+    ScalarOpDef(
+        "where",
+        3,
+        _where,
+        _where_dtype,
+        lambda T, z, g, c, x, y: [None, T.where(c, g, 0), T.where(c, 0, g)],
+    ),
+    # transcendental
+    ufunc_op("exp", np.exp, lambda T, z, g, x: [g * z]),
+    ufunc_op("expm1", np.expm1, lambda T, z, g, x: [g * (z + 1)]),
+    ufunc_op("log", np.log, lambda T, z, g, x: [g / x]),
+    ufunc_op("log1p", np.log1p, lambda T, z, g, x: [g / (x + 1)]),
+    ufunc_op("log2", np.log2, lambda T, z, g, x: [g / (x * _LN2)]),
+    ufunc_op("log10", np.log10, lambda T, z, g, x: [g / (x * _LN10)]),
+    ufunc_op("sqrt", np.sqrt, lambda T, z, g, x: [g / (2 * z)]),
+    ufunc_op("sin", np.sin, lambda T, z, g, x: [g * T.cos(x)]),
+    ufunc_op("cos", np.cos, lambda T, z, g, x: [-g * T.sin(x)]),
+    ufunc_op("tan", np.tan, lambda T, z, g, x: [g * (1 + z * z)]),
+    ufunc_op("arcsin", np.arcsin, lambda T, z, g, x: [g / T.sqrt(1 - x * x)]),
+    ufunc_op("arccos", np.arccos, lambda T, z, g, x: [-g / T.sqrt(1 - x * x)]),
+    ufunc_op("arctan", np.arctan, lambda T, z, g, x: [g / (1 + x * x)]),
+    ufunc_op("arctan2", np.arctan2, _arctan2_grad),
+    ufunc_op("sinh", np.sinh, lambda T, z, g, x: [g * T.cosh(x)]),
+    ufunc_op("cosh", np.cosh, lambda T, z, g, x: [g * T.sinh(x)]),
+    ufunc_op("tanh", np.tanh, lambda T, z, g, x: [g * (1 - z * z)]),
+    float_op(
+        "erf", _vectorize(math.erf), lambda T, z, g, x: [g * _TWO_OVER_SQRT_PI * T.exp(-x * x)]
+    ),
+    float_op(
+        "erfc", _vectorize(math.erfc), lambda T, z, g, x: [-g * _TWO_OVER_SQRT_PI * T.exp(-x * x)]
+    ),
+    float_op("gammaln", _vectorize(_lgamma), lambda T, z, g, x: [g * T.psi(x)]),
+    float_op("psi", _digamma, NoGradient("its derivative, trigamma, is not in the catalogue")),
+    float_op("sigmoid", _sigmoid, lambda T, z, g, x: [g * z * (1 - z)]),
+    float_op("softplus", _softplus, lambda T, z, g, x: [g * T.sigmoid(x)]),
+    # comparisons and logic (bool results); & and | bind tighter than comparisons, as in Python
+    ufunc_op("eq", np.equal, BOOLEAN_RESULT, ("==", 5)),
+    ufunc_op("neq", np.not_equal, BOOLEAN_RESULT, ("!=", 5)),
+    ufunc_op("lt", np.less, BOOLEAN_RESULT, ("<", 5)),
+    ufunc_op("le", np.less_equal, BOOLEAN_RESULT, ("<=", 5)),
+    ufunc_op("gt", np.greater, BOOLEAN_RESULT, (">", 5)),
+    ufunc_op("ge", np.greater_equal, BOOLEAN_RESULT, (">=", 5)),
+    ufunc_op("logical_and", np.logical_and, BOOLEAN_RESULT, ("&", 7)),
+    ufunc_op("logical_or", np.logical_or, BOOLEAN_RESULT, ("|", 6)),
+    ufunc_op("logical_not", np.logical_not, BOOLEAN_RESULT),
+    ufunc_op("isnan", np.isnan, BOOLEAN_RESULT),
+    ufunc_op("isinf", np.isinf, BOOLEAN_RESULT),
+    ufunc_op("isfinite", np.isfinite, BOOLEAN_RESULT),
 )
 
-#: Infix symbols used by printing: name -> (symbol, precedence).
-INFIX = {
-    "add": ("+", 10),
-    "sub": ("-", 10),
-    "mul": ("*", 20),
-    "true_div": ("/", 20),
-    "floor_div": ("//", 20),
-    "mod": ("%", 20),
-    "pow": ("**", 40),
-    "eq": ("==", 5),
-    "neq": ("!=", 5),
-    "lt": ("<", 5),
-    "le": ("<=", 5),
-    "gt": (">", 5),
-    "ge": (">=", 5),
-    "logical_and": ("&", 7),  # as in Python, & and | bind tighter than comparisons
-    "logical_or": ("|", 6),
-}
+# ----------------------------------------------------------------------------------------
+# The registry
+
+#: name -> record, for every scalar op but ``Cast`` (a class of its own: it has a parameter).
+OPS: dict[str, ScalarOpDef] = {}
+
+
+def _add(record: ScalarOpDef) -> None:
+    if not isinstance(record, ScalarOpDef):
+        raise TypeError(f"expected a ScalarOpDef, got {record!r}")
+    if record.name in OPS or record.name == "cast":
+        raise ValueError(f"there is a scalar op named {record.name!r} already")
+    OPS[record.name] = record
+    _output_dtype.cache_clear()
+
+
+def register(record: ScalarOpDef) -> ScalarOpDef:
+    """Add a scalar op at run time and publish its constructor as ``fusegraph.<name>``,
+    ``fusegraph.ops.<name>`` and ``fusegraph.ops.elemwise.<name>``. The Numba backend needs
+    a rendering too (``scalar_code.register_rendering``); ``unregister`` undoes both."""
+    elemwise = importlib.import_module("fusegraph.ops.elemwise")  # the constructors' module
+    _add(record)
+    try:
+        elemwise.publish(record.name)
+    except Exception:
+        del OPS[record.name]
+        raise
+    return record
+
+
+def unregister(name: str) -> None:
+    """Remove the scalar op ``name``, its public constructor and its Numba rendering."""
+    importlib.import_module("fusegraph.ops.elemwise").unpublish(name)
+    scalar_code = sys.modules.get("fusegraph.backends.numba.scalar_code")
+    if scalar_code is not None:
+        scalar_code.unregister_rendering(name)
+    del OPS[name]
+    _output_dtype.cache_clear()
+
+
+# ----------------------------------------------------------------------------------------
+# The op in a graph
 
 
 @dataclass(frozen=True)
 class ScalarOp:
-    """A per-element function, identified by ``name`` (a key of the scalar-op table)."""
+    """A per-element function, identified by ``name`` (a key of ``OPS``, its record)."""
 
     name: str
 
     def __post_init__(self):
-        if self.name not in _TABLE and type(self) is ScalarOp:
+        if self.name not in OPS and type(self) is ScalarOp:
             raise ValueError(f"unknown scalar op {self.name!r}")
 
     @property
+    def record(self) -> ScalarOpDef:
+        return OPS[self.name]
+
+    @property
     def nin(self) -> int:
-        return _TABLE[self.name][0]
+        return self.record.nin
+
+    @property
+    def grad(self) -> Callable | NoGradient:
+        """``fn(T, z, g, *inputs)`` giving the input gradients, or a ``NoGradient``."""
+        return self.record.grad
 
     def output_dtype(self, *dtypes: str) -> str:
         """The result dtype for inputs of these dtypes (raises TypeError if unsupported)."""
@@ -335,7 +415,7 @@ class ScalarOp:
 
     def impl(self, *arrays):
         """The NumPy reference, on arrays; returns an array of ``output_dtype``."""
-        return _TABLE[self.name][1](*arrays)
+        return self.record.impl(*arrays)
 
     def __str__(self) -> str:
         return self.name
@@ -355,6 +435,10 @@ class Cast(ScalarOp):
     def nin(self) -> int:
         return 1
 
+    @property
+    def grad(self) -> Callable:
+        return _cast_grad
+
     def impl(self, x):
         if x.dtype.kind == "f" and np.dtype(self.dtype).kind in "iu":
             return float_to_int(x, self.dtype)
@@ -362,6 +446,10 @@ class Cast(ScalarOp):
 
     def __str__(self) -> str:
         return f"cast{{{self.dtype}}}"
+
+
+def _cast_grad(T, z, g, x):
+    return [T.cast(g, x.dtype)] if is_float(x.dtype) else [None]
 
 
 def float_to_int(x, dtype):
@@ -391,31 +479,12 @@ def _output_dtype(op: ScalarOp, dtypes: tuple) -> str:
     if isinstance(op, Cast):
         return op.dtype
     try:
-        return _TABLE[op.name][2](*dtypes)
+        return op.record.dtype_rule(*dtypes)
     except TypeError as exc:
         raise TypeError(
             f"{op.name} does not support inputs of dtype {', '.join(dtypes)}: {exc}"
         ) from None
 
 
-SCALAR_OP_NAMES = tuple(_TABLE)
-
-
-def _check_tables() -> None:
-    """Fail at import when the tables disagree: a gradient, an infix symbol or a
-    ``NO_GRADIENT`` entry for an op that does not exist (a typo would otherwise leave its op
-    without a gradient, silently), or an op with neither a gradient nor that entry."""
-    names = set(_TABLE) | {"cast"}
-    for label, table in (("GRADS", GRADS), ("INFIX", INFIX), ("NO_GRADIENT", NO_GRADIENT)):
-        unknown = sorted(set(table) - names)
-        if unknown:
-            raise RuntimeError(f"ops/scalar.py: {label} names unknown scalar ops {unknown}")
-    missing = sorted(names - set(GRADS) - NO_GRADIENT)
-    if missing or set(GRADS) & NO_GRADIENT:
-        raise RuntimeError(
-            f"ops/scalar.py: every scalar op needs exactly one of a GRADS rule or a NO_GRADIENT "
-            f"entry; wrong for {missing or sorted(set(GRADS) & NO_GRADIENT)}"
-        )
-
-
-_check_tables()
+for _record in _BUILTIN:
+    _add(_record)

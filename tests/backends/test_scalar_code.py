@@ -11,7 +11,7 @@ import pytest
 
 from fusegraph.backends.numba import scalar_code as sc
 from fusegraph.ops.fused import ScalarConstant
-from fusegraph.ops.scalar import SCALAR_OP_NAMES, Cast, ScalarOp
+from fusegraph.ops.scalar import OPS, Cast, ScalarOp
 
 DTYPES = ("bool", "int8", "int32", "int64", "uint8", "uint64", "float32", "float64")
 FLOATS = ("float32", "float64")
@@ -30,8 +30,8 @@ MAX_ULP_F32_VECMATH = 4
 #: random points), so gammaln is compared within GAMMALN_ULP ulp of max(|y|, 1).
 GAMMALN_ULP = 10
 
-_BINARY = tuple(n for n in SCALAR_OP_NAMES if ScalarOp(n).nin == 2)
-_UNARY = tuple(n for n in SCALAR_OP_NAMES if ScalarOp(n).nin == 1)
+_BINARY = tuple(n for n, record in OPS.items() if record.nin == 2)
+_UNARY = tuple(n for n, record in OPS.items() if record.nin == 1)
 
 
 def _accepts(op, dtypes) -> bool:
@@ -319,4 +319,4 @@ def test_expression_text_and_namespace():
 
 
 def test_every_table_op_is_covered():
-    assert set(_UNARY) | set(_BINARY) | {"clip", "where"} == set(SCALAR_OP_NAMES)
+    assert set(_UNARY) | set(_BINARY) | {"clip", "where"} == set(OPS)

@@ -414,17 +414,31 @@ def test_piecewise_constant_ops_have_zero_gradient():
     np.testing.assert_allclose(results[-1], -np.floor_divide(xv, yv))
 
 
-def test_scalar_tables_are_checked_at_import(monkeypatch):
-    """A typo in the gradient table (or an op with neither a gradient nor a NO_GRADIENT
-    entry) fails loudly instead of leaving an op without a gradient."""
-    from fusegraph.ops import scalar
+def test_scalar_op_records_are_checked():
+    """A record with a missing or inconsistent piece fails when it is made (at import for
+    the catalogue's own), instead of leaving an op without a gradient, say."""
+    from fusegraph.ops.scalar import NoGradient, ScalarOpDef, register
 
-    scalar._check_tables()  # the shipped tables agree
-    grads = dict(scalar.GRADS)
-    grads["tahn"] = grads.pop("tanh")
-    monkeypatch.setattr(scalar, "GRADS", grads)
-    with pytest.raises(RuntimeError, match=r"GRADS names unknown scalar ops \['tahn'\]"):
-        scalar._check_tables()
-    del grads["tahn"]
-    with pytest.raises(RuntimeError, match=r"exactly one of .* \['tanh'\]"):
-        scalar._check_tables()
+    def record(**changes):
+        fields = dict(name="twice", nin=1, impl=lambda x: 2 * x, dtype_rule=lambda d: d)
+        fields["grad"] = lambda T, z, g, x: [2 * g]
+        return ScalarOpDef(**(fields | changes))
+
+    record()  # complete
+    with pytest.raises(TypeError, match="grad"):
+        ScalarOpDef("twice", 1, lambda x: 2 * x, lambda d: d)
+    with pytest.raises(ValueError, match=r"'twice': grad must take \(T, z, g\) and 1 inputs"):
+        record(grad=None)
+    with pytest.raises(ValueError, match="grad must take"):
+        record(grad=lambda T, z, g, x, y: [g, g])
+    with pytest.raises(ValueError, match="a NoGradient needs a reason"):
+        record(grad=NoGradient(""))
+    with pytest.raises(ValueError, match="impl must take 2 arrays; dtype_rule must take 2"):
+        record(nin=2, grad=lambda T, z, g, x, y: [g, g])
+    with pytest.raises(ValueError, match="only a binary op has one"):
+        record(infix=("*", 20))
+    with pytest.raises(ValueError, match="there is a scalar op named 'exp' already"):
+        register(record(name="exp"))
+    with pytest.raises(ValueError, match="'sum' would replace fusegraph.ops.sum, fusegraph.sum"):
+        register(record(name="sum"))
+    assert not hasattr(fg, "twice")
