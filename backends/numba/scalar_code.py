@@ -1,6 +1,11 @@
 """How each scalar op is written in generated Numba code: ``scalar_expr`` renders one step of
 a fused scalar graph as a Python expression (NumPy's exact dtype and value semantics), calling
-the njit helpers of ``HELPERS`` and the vectorisable functions of ``vecmath``."""
+the njit helpers of ``HELPERS`` and the vectorisable functions of ``vecmath``.
+
+``RENDERINGS`` holds one rule per scalar op record of ``ops.scalar.OPS`` (``Cast`` and
+constants are rendered by ``cast_expr`` and ``constant_expr``); ``check_renderings`` fails
+at import when a record has no rule or a rule no record. A new op needs one entry there,
+or ``register_rendering`` at run time."""
 
 # Generated modules start with ``IMPORTS`` (or run in ``namespace()``), which binds ``math``,
 # ``np``, ``vecmath`` and every helper below by its name.
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numba
@@ -34,7 +40,7 @@ import numpy as np
 
 from fusegraph.backends.numba import vecmath
 from fusegraph.ops.fused import ScalarConstant
-from fusegraph.ops.scalar import Cast, ScalarOp
+from fusegraph.ops.scalar import OPS, Cast, ScalarOp
 from fusegraph.types import as_dtype, is_float
 
 _jit = numba.njit(inline="always", error_model="numpy")
@@ -296,27 +302,7 @@ def namespace() -> dict:
     return {"math": math, "np": np, "vecmath": vecmath, **HELPERS}
 
 
-_VECMATH = frozenset(vecmath.NAMES)
 _TRIG = frozenset({"sin", "cos", "tan"})
-# float ufuncs that Numba lowers to libm on scalars (float32 ones to the f-suffixed libm).
-_NP_FLOAT = {
-    "sqrt": "np.sqrt",
-    "arcsin": "np.arcsin",
-    "arccos": "np.arccos",
-    "arctan2": "np.arctan2",
-    "sinh": "np.sinh",
-    "cosh": "np.cosh",
-}
-# ops the reference computes in float64 (Python's math) and rounds once to float32
-_MATH64 = {"erfc": "math.erfc", "gammaln": "math.lgamma", "psi": "_psi"}
-_COMPARE = {
-    "eq": (np.equal, "=="),
-    "neq": (np.not_equal, "!="),
-    "lt": (np.less, "<"),
-    "le": (np.less_equal, "<="),
-    "gt": (np.greater, ">"),
-    "ge": (np.greater_equal, ">="),
-}
 
 
 def trig_ops() -> frozenset:
@@ -327,10 +313,6 @@ def trig_ops() -> frozenset:
 
 def _signed(dtype: str) -> bool:
     return dtype.startswith("int")
-
-
-def _unsigned(dtype: str) -> bool:
-    return dtype.startswith("uint")
 
 
 def _suffix(dtype: str) -> str:
@@ -382,24 +364,253 @@ def _wrap(expr: str, dtype: str) -> str:
     return expr if dtype == "bool" else f"np.{dtype}({expr})"
 
 
-def _loop_dtypes(ufunc, in_dtypes) -> tuple:
-    resolved = ufunc.resolve_dtypes(tuple(np.dtype(d) for d in in_dtypes) + (None,))
-    return tuple(as_dtype(d) for d in resolved[:-1])
+# ----------------------------------------------------------------------------------------
+# Rendering rules. A rule renders one scalar op: ``rule(in_dtypes, out_dtype, args)`` gets
+# the dtype names of the arguments, the op's output dtype for them and the source text of
+# each argument, and returns the source text of the result, of exactly ``out_dtype`` and
+# using only the globals of ``IMPORTS`` -- or None for dtypes it has no code for. The
+# factories below make the rules of the common families.
+
+Rule = Callable[[tuple, str, list], "str | None"]
+
+
+def _kind(dtype: str) -> str:
+    """The family of ``dtype``'s code: float, bool, int (signed) or uint."""
+    if is_float(dtype):
+        return "float"
+    if dtype == "bool":
+        return "bool"
+    return "int" if _signed(dtype) else "uint"
+
+
+def _text(template: str):
+    """A template as code: ``{0}``, ``{1}`` ... are the arguments, ``{out}`` the output
+    dtype, ``{s}`` its vecmath/helper suffix (f32, f64), ``{kind}`` "int" or "uint"."""
+
+    def code(out: str, args: list) -> str:
+        return template.format(*args, out=out, s=_suffix(out), kind=_kind(out))
+
+    return code
+
+
+def _np(template: str):
+    """A template whose result is truncated to the output dtype, ``np.<out>(...)``: Numba
+    types small-int arithmetic as int64 and mixes in float64 literals (see the header)."""
+    text = _text(template)
+    return lambda out, args: _wrap(text(out, args), out)
+
+
+def _in_output_dtype(*, numbers=None, floats=None, ints=None, uints=None, bools=None) -> Rule:
+    """The rule of an op NumPy computes in its output dtype: every argument is cast to it,
+    then rendered by the code of the output's kind. Each code is a template (see ``_text``),
+    ``_np(template)`` or a function (out, args) -> text; ``numbers`` is the default of
+    ``floats`` and ``ints``, ``ints`` of ``uints``."""
+    floats = floats or numbers
+    ints = ints or numbers
+    codes = {"float": floats, "int": ints, "uint": uints or ints, "bool": bools}
+    codes = {k: _text(c) if isinstance(c, str) else c for k, c in codes.items() if c}
+
+    def rule(in_dtypes, out, args):
+        code = codes.get(_kind(out))
+        return code and code(out, [cast_expr(a, d, out) for a, d in zip(args, in_dtypes)])
+
+    return rule
+
+
+def _vecmath(name: str) -> Rule:
+    """A float function of ``vecmath`` (vectorisable; NumPy's SIMD accuracy)."""
+    if name not in vecmath.NAMES:
+        raise RuntimeError(f"scalar_code: vecmath has no function {name!r}")
+    return _in_output_dtype(floats=f"vecmath.{name}_{{s}}({{0}})")
+
+
+def _in_float64(fn: str) -> Rule:
+    """A function the NumPy reference computes in float64 (Python's ``math``), rounding a
+    float32 result once."""
+
+    def code(out, args):
+        arg = args[0] if out == "float64" else f"np.float64({args[0]})"
+        return _wrap(f"{fn}({arg})", out)
+
+    return _in_output_dtype(floats=code)
+
+
+def _comparison(ufunc, symbol: str) -> Rule:
+    """A comparison in NumPy's loop dtypes, exact for int64 with uint64 (where Numba would
+    compare in float64)."""
+
+    def rule(in_dtypes, out, args):
+        resolved = ufunc.resolve_dtypes(tuple(np.dtype(d) for d in in_dtypes) + (None,))
+        la, lb = (as_dtype(d) for d in resolved[:-1])
+        a, b = cast_expr(args[0], in_dtypes[0], la), cast_expr(args[1], in_dtypes[1], lb)
+        if la == lb:
+            return f"({a} {symbol} {b})"
+        lt = "_lt_su" if _signed(la) else "_lt_us"
+        gt = "_lt_us" if _signed(la) else "_lt_su"
+        if symbol in ("==", "!="):
+            eq = f"_eq_su({a}, {b})" if _signed(la) else f"_eq_su({b}, {a})"
+            return eq if symbol == "==" else f"(not {eq})"
+        return {
+            "<": f"{lt}({a}, {b})",
+            ">": f"{gt}({b}, {a})",
+            "<=": f"(not {gt}({b}, {a}))",
+            ">=": f"(not {lt}({a}, {b}))",
+        }[symbol]
+
+    return rule
+
+
+def _logical(symbol: str) -> Rule:
+    """``&`` or ``|`` of the arguments' truth values."""
+
+    def rule(in_dtypes, out, args):
+        a, b = (_truth(a, d) for a, d in zip(args, in_dtypes))
+        return f"({a} {symbol} {b})"
+
+    return rule
+
+
+def _logical_not(in_dtypes, out, args):
+    return f"(not {_truth(args[0], in_dtypes[0])})"
+
+
+def _classify(floats: str, others: str) -> Rule:
+    """A float test (isnan ...) of the argument as it is; ``others`` for int and bool
+    arguments, written with the argument so that the result is a plain (not literal) bool."""
+
+    def rule(in_dtypes, out, args):
+        return (floats if is_float(in_dtypes[0]) else others).format(args[0])
+
+    return rule
+
+
+def _where(in_dtypes, out, args):
+    x, y = (cast_expr(a, d, out) for a, d in zip(args[1:], in_dtypes[1:]))
+    return f"({x} if {_truth(args[0], in_dtypes[0])} else {y})"
+
+
+#: name -> rule, one per record of ``ops.scalar.OPS`` (``check_renderings``).
+RENDERINGS: dict[str, Rule] = {
+    # arithmetic
+    "add": _in_output_dtype(numbers=_np("{0} + {1}"), bools="({0} | {1})"),
+    "sub": _in_output_dtype(numbers=_np("{0} - {1}")),
+    "mul": _in_output_dtype(numbers=_np("{0} * {1}"), bools="({0} & {1})"),
+    "true_div": _in_output_dtype(floats=_np("{0} / {1}")),
+    "floor_div": _in_output_dtype(
+        floats="_floordiv_{s}({0}, {1})", ints=_np("_floordiv_{kind}({0}, {1})")
+    ),
+    "mod": _in_output_dtype(floats="_mod_{s}({0}, {1})", ints=_np("_mod_{kind}({0}, {1})")),
+    "pow": _in_output_dtype(floats=_np("{0} ** {1}"), ints=_np("_pow_{kind}({0}, {1})")),
+    # Numba types -uint64 oddly; 0 - a wraps in uint64 and truncates to any width.
+    "neg": _in_output_dtype(numbers=_np("-{0}"), uints=_np("np.uint64(0) - {0}")),
+    "abs": _in_output_dtype(numbers=_np("abs({0})"), uints="{0}", bools="{0}"),
+    "sign": _in_output_dtype(
+        floats="_sign_{s}({0})",
+        ints=_np("np.int64({0} > 0) - np.int64({0} < 0)"),
+        uints=_np("{0} != 0"),
+    ),
+    "square": _in_output_dtype(numbers=_np("{0} * {0}")),
+    "reciprocal": _in_output_dtype(floats=_np("np.{out}(1.0) / {0}")),
+    "maximum": _in_output_dtype(numbers="_maximum({0}, {1})", bools="({0} | {1})"),
+    "minimum": _in_output_dtype(numbers="_minimum({0}, {1})", bools="({0} & {1})"),
+    "floor": _in_output_dtype(floats=_np("np.floor({0})"), ints="{0}", bools="{0}"),
+    "ceil": _in_output_dtype(floats=_np("np.ceil({0})"), ints="{0}", bools="{0}"),
+    "round": _in_output_dtype(floats=_np("np.rint({0})"), ints="{0}", bools="{0}"),
+    "relu": _in_output_dtype(
+        floats="_maximum({0}, np.{out}(0.0))",
+        ints="_maximum({0}, np.{out}(0))",
+        uints="{0}",
+        bools="{0}",
+    ),
+    "clip": _in_output_dtype(numbers="_clip({0}, {1}, {2})", bools="_clip({0}, {1}, {2})"),
+    "where": _where,
+    # transcendental: vecmath, else the float ufuncs Numba lowers to libm (f-suffixed for
+    # float32), else computed in float64 as the reference does
+    "exp": _vecmath("exp"),
+    "expm1": _vecmath("expm1"),
+    "log": _vecmath("log"),
+    "log1p": _vecmath("log1p"),
+    "log2": _vecmath("log2"),
+    "log10": _vecmath("log10"),
+    "sqrt": _in_output_dtype(floats=_np("np.sqrt({0})")),
+    "sin": _vecmath("sin"),
+    "cos": _vecmath("cos"),
+    "tan": _vecmath("tan"),
+    "arcsin": _in_output_dtype(floats=_np("np.arcsin({0})")),
+    "arccos": _in_output_dtype(floats=_np("np.arccos({0})")),
+    "arctan": _vecmath("arctan"),
+    "arctan2": _in_output_dtype(floats=_np("np.arctan2({0}, {1})")),
+    "sinh": _in_output_dtype(floats=_np("np.sinh({0})")),
+    "cosh": _in_output_dtype(floats=_np("np.cosh({0})")),
+    "tanh": _vecmath("tanh"),
+    "erf": _vecmath("erf"),
+    "erfc": _in_float64("math.erfc"),
+    "gammaln": _in_float64("math.lgamma"),
+    "psi": _in_float64("_psi"),
+    "sigmoid": _vecmath("sigmoid"),
+    "softplus": _vecmath("softplus"),
+    # comparisons and logic
+    "eq": _comparison(np.equal, "=="),
+    "neq": _comparison(np.not_equal, "!="),
+    "lt": _comparison(np.less, "<"),
+    "le": _comparison(np.less_equal, "<="),
+    "gt": _comparison(np.greater, ">"),
+    "ge": _comparison(np.greater_equal, ">="),
+    "logical_and": _logical("&"),
+    "logical_or": _logical("|"),
+    "logical_not": _logical_not,
+    "isnan": _classify("({0} != {0})", "({0} != {0})"),
+    "isinf": _classify("(abs({0}) == np.inf)", "({0} != {0})"),
+    "isfinite": _classify("(abs({0}) < np.inf)", "({0} == {0})"),
+}
+
+
+def check_renderings() -> None:
+    """Raise RuntimeError unless every scalar op record (``ops.scalar.OPS``) has a rendering
+    and every rendering a record. Run at import; ``scalar_expr`` checks the op it renders."""
+    problems = []
+    if missing := sorted(set(OPS) - set(RENDERINGS)):
+        problems.append(f"no rendering for the ops {missing}")
+    if unknown := sorted(set(RENDERINGS) - set(OPS)):
+        problems.append(f"renderings of unknown ops {unknown}")
+    if problems:
+        raise RuntimeError(f"scalar_code.RENDERINGS and ops.scalar.OPS: {'; '.join(problems)}")
+
+
+def register_rendering(name: str, rule: Rule) -> Rule:
+    """Add the rendering of a scalar op registered at run time (``ops.scalar.register``).
+    ``rule`` may use only the globals of ``IMPORTS``; ``ops.scalar.unregister`` removes it."""
+    if name not in OPS:
+        raise ValueError(f"register_rendering: there is no scalar op {name!r}")
+    if name in RENDERINGS:
+        raise ValueError(f"register_rendering: {name!r} has a rendering already")
+    if not callable(rule):
+        raise TypeError(f"register_rendering: the rule of {name!r} is not callable")
+    RENDERINGS[name] = rule
+    return rule
+
+
+def unregister_rendering(name: str) -> None:
+    """Remove the rendering of ``name``, if any."""
+    RENDERINGS.pop(name, None)
+
+
+check_renderings()
 
 
 def scalar_expr(op: ScalarOp, in_dtypes: tuple, out_dtype: str, args: list) -> str:
     """The Numba expression of ``op`` on scalar arguments, with NumPy's semantics.
 
     Args:
-        op: a ``ScalarOp`` of ops/scalar.py's table, a ``Cast`` or a ``ScalarConstant``.
+        op: a ``ScalarOp`` of ``ops.scalar.OPS``, a ``Cast`` or a ``ScalarConstant``.
         in_dtypes: the dtype names of the arguments.
         out_dtype: the op's output dtype for them (``op.output_dtype(*in_dtypes)``).
         args: the source text of each argument (names or parenthesised expressions).
 
     Returns:
         Source text evaluating to a scalar of exactly ``out_dtype`` in njit code whose
-        globals are those of ``IMPORTS``. For ``trig_ops()`` on floats it is NaN where
-        ``slow_path_condition`` holds.
+        globals are those of ``IMPORTS`` (the op's rule of ``RENDERINGS``). For
+        ``trig_ops()`` on floats it is NaN where ``slow_path_condition`` holds.
     """
     in_dtypes = tuple(as_dtype(d) for d in in_dtypes)
     out = as_dtype(out_dtype)
@@ -412,127 +623,16 @@ def scalar_expr(op: ScalarOp, in_dtypes: tuple, out_dtype: str, args: list) -> s
         raise TypeError(f"scalar_expr: {op} of {in_dtypes} gives {expected}, not {out}")
     if isinstance(op, Cast):
         return cast_expr(args[0], in_dtypes[0], out)
-    name = op.name
-    if name in _COMPARE:
-        return _compare(name, in_dtypes, args)
-    if name in ("logical_and", "logical_or", "logical_not"):
-        t = [_truth(a, d) for a, d in zip(args, in_dtypes)]
-        if name == "logical_not":
-            return f"(not {t[0]})"
-        return f"({t[0]} {'&' if name == 'logical_and' else '|'} {t[1]})"
-    if name in ("isnan", "isinf", "isfinite"):
-        return _classify(name, in_dtypes[0], args[0])
-    if name == "where":
-        x, y = (cast_expr(a, d, out) for a, d in zip(args[1:], in_dtypes[1:]))
-        return f"({x} if {_truth(args[0], in_dtypes[0])} else {y})"
-    # Everything else computes in its output dtype, as NumPy's loops do.
-    c = [cast_expr(a, d, out) for a, d in zip(args, in_dtypes)]
-    if is_float(out):
-        return _float_expr(name, out, c)
-    return _int_expr(name, out, c)
-
-
-def _compare(name: str, in_dtypes: tuple, args: list) -> str:
-    ufunc, symbol = _COMPARE[name]
-    la, lb = _loop_dtypes(ufunc, in_dtypes)
-    a, b = cast_expr(args[0], in_dtypes[0], la), cast_expr(args[1], in_dtypes[1], lb)
-    if la == lb:
-        return f"({a} {symbol} {b})"
-    # NumPy's exact int64-with-uint64 loops; Numba would compare in float64.
-    lt = "_lt_su" if _signed(la) else "_lt_us"
-    gt = "_lt_us" if _signed(la) else "_lt_su"
-    if name in ("eq", "neq"):
-        eq = f"_eq_su({a}, {b})" if _signed(la) else f"_eq_su({b}, {a})"
-        return eq if name == "eq" else f"(not {eq})"
-    return {
-        "lt": f"{lt}({a}, {b})",
-        "gt": f"{gt}({b}, {a})",
-        "le": f"(not {gt}({b}, {a}))",
-        "ge": f"(not {lt}({a}, {b}))",
-    }[name]
-
-
-def _classify(name: str, dtype: str, arg: str) -> str:
-    if not is_float(dtype):
-        # Written with the argument so that the result is a plain (not literal) bool.
-        return f"({arg} == {arg})" if name == "isfinite" else f"({arg} != {arg})"
-    if name == "isnan":
-        return f"({arg} != {arg})"
-    return f"(abs({arg}) == np.inf)" if name == "isinf" else f"(abs({arg}) < np.inf)"
-
-
-def _float_expr(name: str, out: str, c: list) -> str:
-    s = _suffix(out)
-    binary = {"add": "+", "sub": "-", "mul": "*", "true_div": "/", "pow": "**"}
-    if name in binary:
-        return _wrap(f"{c[0]} {binary[name]} {c[1]}", out)
-    if name in ("floor_div", "mod", "sign"):
-        return f"_{name.replace('_div', 'div')}_{s}({', '.join(c)})"
-    if name in ("maximum", "minimum", "clip"):
-        return f"_{name}({', '.join(c)})"
-    if name == "relu":
-        return f"_maximum({c[0]}, np.{out}(0.0))"
-    simple = {
-        "neg": f"-{c[0]}",
-        "abs": f"abs({c[0]})",
-        "square": f"{c[0]} * {c[0]}",
-        "reciprocal": f"np.{out}(1.0) / {c[0]}",
-        "floor": f"np.floor({c[0]})",
-        "ceil": f"np.ceil({c[0]})",
-        "round": f"np.rint({c[0]})",
-    }
-    if name in simple:
-        return _wrap(simple[name], out)
-    if name in _VECMATH:
-        return f"vecmath.{name}_{s}({c[0]})"
-    if name in _NP_FLOAT:
-        return _wrap(f"{_NP_FLOAT[name]}({', '.join(c)})", out)
-    if name in _MATH64:
-        fn = _MATH64[name]
-        return _wrap(f"{fn}({c[0]})" if out == "float64" else f"{fn}(np.float64({c[0]}))", out)
-    raise NotImplementedError(f"scalar_expr: no float code for {name!r}")
-
-
-def _int_expr(name: str, out: str, c: list) -> str:
-    if out == "bool":
-        logic = {
-            "add": "|",
-            "mul": "&",
-            "maximum": "|",
-            "minimum": "&",
-        }
-        if name in logic:
-            return f"({c[0]} {logic[name]} {c[1]})"
-        if name in ("abs", "floor", "ceil", "round", "relu"):
-            return c[0]
-        if name == "clip":
-            return f"_clip({', '.join(c)})"
-        raise NotImplementedError(f"scalar_expr: no bool code for {name!r}")
-    kind = "int" if _signed(out) else "uint"
-    zero = f"np.{out}(0)"
-    if name in ("add", "sub", "mul"):
-        return _wrap(f"{c[0]} {dict(add='+', sub='-', mul='*')[name]} {c[1]}", out)
-    if name in ("floor_div", "mod", "pow"):
-        fn = name.replace("_div", "div")
-        return _wrap(f"_{fn}_{kind}({c[0]}, {c[1]})", out)
-    if name in ("maximum", "minimum", "clip"):
-        return f"_{name}({', '.join(c)})"
-    if name in ("floor", "ceil", "round"):
-        return c[0]
-    if name == "relu":
-        return c[0] if kind == "uint" else f"_maximum({c[0]}, {zero})"
-    if name == "neg":
-        # Numba types -uint64 oddly; 0 - a wraps in uint64 and truncates to any width.
-        return _wrap(f"-{c[0]}" if kind == "int" else f"np.uint64(0) - {c[0]}", out)
-    if name == "abs":
-        return c[0] if kind == "uint" else _wrap(f"abs({c[0]})", out)
-    if name == "sign":
-        if kind == "uint":
-            return _wrap(f"{c[0]} != 0", out)
-        return _wrap(f"np.int64({c[0]} > 0) - np.int64({c[0]} < 0)", out)
-    if name == "square":
-        return _wrap(f"{c[0]} * {c[0]}", out)
-    raise NotImplementedError(f"scalar_expr: no integer code for {name!r}")
+    rule = RENDERINGS.get(op.name)
+    if rule is None:
+        raise NotImplementedError(
+            f"scalar_expr: the scalar op {op.name!r} has no Numba rendering "
+            "(add one with scalar_code.register_rendering)"
+        )
+    expr = rule(in_dtypes, out, list(args))
+    if expr is None:
+        raise NotImplementedError(f"scalar_expr: no {_kind(out)} code for {op.name!r}")
+    return expr
 
 
 def slow_path_condition(op: ScalarOp, in_dtypes: tuple, args: list) -> str:
@@ -553,13 +653,17 @@ def slow_path_expr(op: ScalarOp, in_dtypes: tuple, out_dtype: str, args: list) -
 __all__ = [
     "HELPERS",
     "IMPORTS",
+    "RENDERINGS",
     "SOURCE_HASH",
     "cast_expr",
+    "check_renderings",
     "constant_expr",
     "namespace",
     "np_dtype",
+    "register_rendering",
     "scalar_expr",
     "slow_path_condition",
     "slow_path_expr",
     "trig_ops",
+    "unregister_rendering",
 ]

@@ -320,3 +320,21 @@ def test_expression_text_and_namespace():
 
 def test_every_table_op_is_covered():
     assert set(_UNARY) | set(_BINARY) | {"clip", "where"} == set(OPS)
+
+
+def test_renderings_match_the_records():
+    """One rendering per scalar op record, checked at import; a rendering needs a record."""
+    assert set(sc.RENDERINGS) == set(OPS)
+    sc.check_renderings()
+    with pytest.raises(ValueError, match="there is no scalar op 'tahn'"):
+        sc.register_rendering("tahn", sc.RENDERINGS["tanh"])
+    with pytest.raises(ValueError, match="'tanh' has a rendering already"):
+        sc.register_rendering("tanh", sc.RENDERINGS["tanh"])
+    rule = sc.RENDERINGS.pop("tanh")
+    try:
+        with pytest.raises(RuntimeError, match=r"no rendering for the ops \['tanh'\]"):
+            sc.check_renderings()
+        with pytest.raises(NotImplementedError, match="'tanh' has no Numba rendering"):
+            sc.scalar_expr(ScalarOp("tanh"), ("float64",), "float64", ["x"])
+    finally:
+        sc.RENDERINGS["tanh"] = rule
