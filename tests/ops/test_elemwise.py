@@ -183,50 +183,34 @@ NONSMOOTH = {"floor_div", "mod", "floor", "ceil", "round", "sign"}
 NO_GRADIENT = {"psi"}
 
 
+#: Functions of a restricted domain: no integer rows (ints would leave it).
+FLOAT_DOMAIN = {"log", "log1p", "log2", "log10", "sqrt", "gammaln", "reciprocal", "arcsin"}
+FLOAT_DOMAIN |= {"arccos", "tan"}
+
+
+def unary_cases(name, ref, gen, tol):
+    """The cases of one ``UNARY`` row: float64 inputs (a matrix, an empty one, a 0-d one),
+    float32 and, outside ``FLOAT_DOMAIN``, int64 and int8; gradients checked unless the
+    function is in ``NONSMOOTH`` or ``NO_GRADIENT``."""
+    fn = getattr(fg, name)
+    shapes = {"matrix": (3, 4), "empty": (0, 3), "scalar": ()}
+    cases = [
+        Case(f"{name}-{label}-f64", [name], fn, ref, [gen(shape)], rtol=tol or 1e-12)
+        for label, shape in shapes.items()
+    ]
+    cases.append(Case(f"{name}-f32", [name], fn, ref, [gen((5,), "float32")], rtol=max(tol, 1e-6)))
+    if name in INT_OK or name not in FLOAT_DOMAIN:
+        int64 = [_any((2, 3), "int64")]
+        cases.append(Case(f"{name}-int64", [name], fn, ref, int64, rtol=max(tol, 1e-12)))
+        int8 = [_any((4,), "int8")]
+        cases.append(Case(f"{name}-int8", [name], fn, _no_float16(ref), int8, rtol=max(tol, 1e-6)))
+    for case in cases:
+        case.grad = name not in NONSMOOTH | NO_GRADIENT
+    return cases
+
+
 def _cases():
-    cases = []
-    for name, (ref, gen, tol) in UNARY.items():
-        fn = getattr(fg, name)
-        shapes = {"matrix": (3, 4), "empty": (0, 3), "scalar": ()}
-        for label, shape in shapes.items():
-            cases.append(
-                Case(f"{name}-{label}-f64", [name], fn, ref, [gen(shape)], rtol=tol or 1e-12)
-            )
-        cases.append(
-            Case(f"{name}-f32", [name], fn, ref, [gen((5,), "float32")], rtol=max(tol, 1e-6))
-        )
-        if (
-            name in INT_OK
-            or ref is not None
-            and name
-            not in (
-                "log",
-                "log1p",
-                "log2",
-                "log10",
-                "sqrt",
-                "gammaln",
-                "reciprocal",
-                "arcsin",
-                "arccos",
-                "tan",
-            )
-        ):
-            cases.append(
-                Case(
-                    f"{name}-int64", [name], fn, ref, [_any((2, 3), "int64")], rtol=max(tol, 1e-12)
-                )
-            )
-            cases.append(
-                Case(
-                    f"{name}-int8",
-                    [name],
-                    fn,
-                    _no_float16(ref),
-                    [_any((4,), "int8")],
-                    rtol=max(tol, 1e-6),
-                )
-            )
+    cases = [case for name, row in UNARY.items() for case in unary_cases(name, *row)]
     for name, (ref, gen, tol) in BINARY.items():
         fn = getattr(fg, name)
         rows = {
