@@ -373,7 +373,10 @@ def register(record: ScalarOpDef) -> ScalarOpDef:
 
 
 def unregister(name: str) -> None:
-    """Remove the scalar op ``name``, its public constructor and its Numba rendering."""
+    """Remove the scalar op ``name`` (one ``register`` added), its public constructor and
+    its Numba rendering."""
+    if name not in OPS or any(record.name == name for record in _BUILTIN):
+        raise ValueError(f"unregister: {name!r} is not a scalar op registered at run time")
     importlib.import_module("fusegraph.ops.elemwise").unpublish(name)
     scalar_code = sys.modules.get("fusegraph.backends.numba.scalar_code")
     if scalar_code is not None:

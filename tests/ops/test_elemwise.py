@@ -401,7 +401,7 @@ def test_piecewise_constant_ops_have_zero_gradient():
 def test_scalar_op_records_are_checked():
     """A record with a missing or inconsistent piece fails when it is made (at import for
     the catalogue's own), instead of leaving an op without a gradient, say."""
-    from fusegraph.ops.scalar import NoGradient, ScalarOpDef, register
+    from fusegraph.ops.scalar import NoGradient, ScalarOpDef, register, unregister
 
     def record(**changes):
         fields = dict(name="twice", nin=1, impl=lambda x: 2 * x, dtype_rule=lambda d: d)
@@ -426,3 +426,5 @@ def test_scalar_op_records_are_checked():
     with pytest.raises(ValueError, match="'sum' would replace fusegraph.ops.sum, fusegraph.sum"):
         register(record(name="sum"))
     assert not hasattr(fg, "twice")
+    with pytest.raises(ValueError, match="'exp' is not a scalar op registered at run time"):
+        unregister("exp")
