@@ -12,6 +12,7 @@ from numba.extending import overload
 
 from fusegraph.backends.numba import arrays, scalar_code
 from fusegraph.backends.numba.cache import KERNEL_DECORATOR
+from fusegraph.backends.numba.codebuilder import INDENT, Function
 from fusegraph.backends.numba.scalar_code import np_dtype
 
 DECORATOR = KERNEL_DECORATOR
@@ -130,34 +131,9 @@ def kernel_source(op, in_types, out_types, name) -> str:
     return kernel.render(op, in_types, out_types, name)
 
 
-class _Code:
-    """Lines of Python with an indentation level."""
-
-    def __init__(self, name, n_inputs):
-        args = ", ".join(f"i{k}" for k in range(n_inputs))
-        self.lines = [DECORATOR, f"def {name}({args}):"]
-        self.level = 1
-
-    def __call__(self, *texts):
-        for text in texts:
-            self.lines.append("    " * self.level + text)
-
-    def block(self, header):
-        self(header)
-        self.level += 1
-        return self
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.level -= 1
-
-    def loop(self, var, stop):
-        return self.block(f"for {var} in range({stop}):")
-
-    def text(self):
-        return "\n".join(self.lines) + "\n"
+def _function(name, n_inputs) -> Function:
+    """The kernel ``name(i0, i1, ...)`` to write (a ``codebuilder.Function``)."""
+    return Function(name, [f"i{k}" for k in range(n_inputs)], DECORATOR)
 
 
 def _tup(items) -> str:
@@ -174,10 +150,10 @@ def _at(items) -> str:
 def _raise(code, cond, exc, msg):
     """``if cond: raise exc(msg)``, merged into the test just written when that raises the
     same error (each ``raise`` costs Numba more to compile than its test)."""
-    pad, statement = "    " * code.level, f'raise {exc}("{msg}")'
+    pad, statement = INDENT * code.level, f'raise {exc}("{msg}")'
     if (
         len(code.lines) >= 2
-        and code.lines[-1] == pad + "    " + statement
+        and code.lines[-1] == pad + INDENT + statement
         and code.lines[-2].startswith(pad + "if ")
         and code.lines[-2].endswith(":")
     ):
@@ -206,19 +182,6 @@ def _shape_vars(code, arr, prefix, ndim):
 
 def _new(code, var, shape, dtype):
     code(f"{var} = empty_c({_tup(shape)}, {np_dtype(dtype)})")
-
-
-def _loops(code, bounds, prefix):
-    """Open nested loops; returns the index names (close with ``_close``)."""
-    names = []
-    for k, b in enumerate(bounds):
-        names.append(f"{prefix}{k}")
-        code.block(f"for {prefix}{k} in range({b}):")
-    return names
-
-
-def _close(code, n):
-    code.level -= n
 
 
 def _int_scalar(arg: str) -> str:

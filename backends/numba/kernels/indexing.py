@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from fusegraph.backends.numba.kernels.base import (
     _at,
-    _close,
-    _Code,
+    _function,
     _int_scalar,
-    _loops,
     _new,
     _raise,
     _tup,
@@ -148,7 +146,7 @@ def _index_loops(code, idx, in_types, first_input, flat=False):
     dims, loops = [d for d, _ in order(full)], order(bpart)
 
     def body(emit):
-        names = _loops(code, [d for d, _ in loops], "q")
+        names = code.loops([d for d, _ in loops], "q")
         bnames = [q for q, (_, tag) in zip(names, loops) if tag == "b"]
         flat_index = bnames[0] if bnames else "0"
         for q, b in zip(bnames[1:], bdims[1:]):
@@ -163,7 +161,7 @@ def _index_loops(code, idx, in_types, first_input, flat=False):
             else:
                 xi.append(f"{what}[{flat_index}]")
         emit(names, _at(xi))
-        _close(code, len(names))
+        code.dedent(len(names))
 
     return dims, [d for d, _ in loops], body
 
@@ -198,7 +196,7 @@ def _adv_setup(code, adv):
             code(f"u{axis}_{k} = 0 if {s} == 1 else 1")
     if arrays:
         code("k = 0")
-        names = _loops(code, bdims, "r")
+        names = code.loops(bdims, "r")
         for shape, arr, axis in arrays:
             at = _at(f"{r} * u{axis}_{k}" for k, r in enumerate(names[rank - len(shape) :]))
             code(f"v{axis} = {arr}[{at}]")
@@ -208,13 +206,13 @@ def _adv_setup(code, adv):
         for _, _, axis in arrays:
             code(f"w = np.int64(v{axis})", f"P{axis}[k] = w + d{axis} if w < 0 else w")
         code("k += 1")
-        _close(code, len(names))
+        code.dedent(len(names))
     return bdims
 
 
 @register_kernel(indexing.Subtensor, may_return_view=True)
 def _subtensor(op, in_types, out_types, name):
-    code = _Code(name, len(in_types))
+    code = _function(name, len(in_types))
     resolved = _index_fields(code, op.idx, 1)
     key, axis = [], 0
     for n, (kind, fields, _arr) in enumerate(resolved):
@@ -247,7 +245,7 @@ def _subtensor(op, in_types, out_types, name):
 
 @register_kernel(indexing.AdvancedSubtensor)
 def _advanced_subtensor(op, in_types, out_types, name):
-    code = _Code(name, len(in_types))
+    code = _function(name, len(in_types))
     dims, loops, body = _index_loops(code, op.idx, in_types, 1, flat=True)
     _new(code, "out", dims, out_types[0].dtype)
     code(f"flat = c_view(out, {_tup(loops)})" if loops != dims else "flat = out")
@@ -258,7 +256,7 @@ def _advanced_subtensor(op, in_types, out_types, name):
 
 @register_kernel(indexing.IncSubtensor)
 def _inc_subtensor(op, in_types, out_types, name):
-    code = _Code(name, len(in_types))
+    code = _function(name, len(in_types))
     dt = out_types[0].dtype
     ty = in_types[1]
     dims, _, body = _index_loops(code, op.idx, in_types, 2)

@@ -6,9 +6,7 @@ from __future__ import annotations
 from fusegraph.backends.numba import scalar_code
 from fusegraph.backends.numba.kernels.base import (
     _at,
-    _close,
-    _Code,
-    _loops,
+    _function,
     _new,
     _raise,
     _shape_vars,
@@ -50,7 +48,7 @@ def _loop_dot(code, out_var, a, b, nda, ndb, dtype):
     with code.loop("p", f"{a}.shape[{nda - 1}]"):
         code(f"ea = {a}[{_at(rows + ['p'])}]", f"eb = {b}[{_at(['p'] + cols)}]", update)
     code(f"{out_var}[{_at(rows + cols)}] = {final}")
-    _close(code, (nda == 2) + (ndb == 2))
+    code.dedent((nda == 2) + (ndb == 2))
 
 
 def _dot2(code, a, b, ta, tb, out, out_var):
@@ -64,7 +62,7 @@ def _dot2(code, a, b, ta, tb, out, out_var):
 
 @register_kernel(linalg.Dot)
 def _dot(op, in_types, out_types, name):
-    code = _Code(name, 2)
+    code = _function(name, 2)
     ta, tb = in_types
     out = out_types[0]
     nda, ndb = len(ta.shape), len(tb.shape)
@@ -91,20 +89,20 @@ def _scaled(code, ta, tb, out):
     dims = _shape_vars(code, big, "n", nd)
     code(f"s = {cast_expr(f'{small}[()]', tsmall.dtype, out.dtype)}")
     _new(code, "out", dims, out.dtype)
-    idx = _loops(code, dims, "j")
+    idx = code.loops(dims, "j")
     v = cast_expr(f"{big}[{_at(idx)}]", tbig.dtype, out.dtype)
     pair = ("s", v) if len(ta.shape) == 0 else (v, "s")
     op = scalar_code.ScalarOp("mul")
     expr = scalar_code.scalar_expr(op, (out.dtype, out.dtype), out.dtype, list(pair))
     code(f"out[{_at(idx)}] = {expr}")
-    _close(code, nd)
+    code.dedent(nd)
     code("return out")
     return code.text()
 
 
 @register_kernel(linalg.MatMul)
 def _matmul(op, in_types, out_types, name):
-    code = _Code(name, 2)
+    code = _function(name, 2)
     ta, tb = in_types
     out = out_types[0]
     nda, ndb = len(ta.shape), len(tb.shape)
@@ -132,7 +130,7 @@ def _matmul(op, in_types, out_types, name):
         code("return out")
         return code.text()
     _new(code, "out", bdims + core, out.dtype)
-    idx = _loops(code, bdims, "j")
+    idx = code.loops(bdims, "j")
     for arr, nd, var in (("i0", nda, "a"), ("i1", ndb, "b")):
         sel = []
         for k in range(nd - 2):
@@ -143,7 +141,7 @@ def _matmul(op, in_types, out_types, name):
     sub_b = type(tb)(tb.dtype, tb.shape[-2:]) if ndb >= 2 else tb
     code(f"o = out[{', '.join(idx)}]")
     _dot2(code, "a", "b", sub_a, sub_b, type(out)(out.dtype, (None,) * len(core)), "o")
-    _close(code, nbatch)
+    code.dedent(nbatch)
     code("return out")
     return code.text()
 
@@ -190,5 +188,5 @@ def _tensordot(code, ta, tb, out, axes_a, axes_b, perm_b_free=None):
 
 @register_kernel(linalg.TensorDot)
 def _tensordot_kernel(op, in_types, out_types, name):
-    code = _Code(name, 2)
+    code = _function(name, 2)
     return _tensordot(code, *in_types, out_types[0], op.axes_a, op.axes_b)

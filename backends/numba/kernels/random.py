@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from fusegraph.backends.numba import rng
-from fusegraph.backends.numba.kernels.base import _Code, _new, _raise, register_kernel
+from fusegraph.backends.numba.kernels.base import _function, _new, _raise, register_kernel
 from fusegraph.ops import random
 
 #: kind -> the sampler's call on the flat output ``flat``, formatted with the parameters'
@@ -23,7 +23,7 @@ _CALLS = {
 
 @register_kernel(random.RandomVariable)
 def _random_variable(op, in_types, out_types, name):
-    code = _Code(name, len(in_types))
+    code = _function(name, len(in_types))
     out = out_types[1]
     _raise(code, f"i0.shape[0] != {random.STATE_WORDS}", "ValueError", "bad generator state")
     code("st = copy_c(i0)")

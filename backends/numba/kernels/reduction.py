@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from fusegraph.backends.numba.kernels.base import (
     _at,
-    _close,
-    _Code,
-    _loops,
+    _function,
     _new,
     _raise,
     _shape_vars,
@@ -37,7 +35,7 @@ def _grouped(code, nd, axes):
 
 @register_kernel(reduction.ArgReduce)
 def _arg_reduce(op, in_types, out_types, name):
-    code = _Code(name, 1)
+    code = _function(name, 1)
     src = in_types[0].dtype
     nd = len(in_types[0].shape)
     better = {"argmax": ">", "argmin": "<"}[op.kind]
@@ -60,7 +58,7 @@ def _arg_reduce(op, in_types, out_types, name):
             out_dims.insert(op.axis, "1")
     _raise(code, f"{inner[0]} == 0", "ValueError", "attempt to get argmax of an empty sequence")
     _new(code, "out", out_dims, "int64")
-    oidx = _loops(code, outer, "o")
+    oidx = code.loops(outer, "o")
     code(f"best = y[{yidx('0')}]", "arg = 0")
     with code.loop("t", f"1, {inner[0]}"):
         code(f"v = y[{yidx('t')}]")
@@ -71,7 +69,7 @@ def _arg_reduce(op, in_types, out_types, name):
     elif op.keepdims:
         oidx = ["0"] * nd
     code(f"out[{_at(oidx)}] = arg")
-    _close(code, len(outer))
+    code.dedent(len(outer))
     code("return out")
     return code.text()
 
@@ -79,17 +77,17 @@ def _arg_reduce(op, in_types, out_types, name):
 def _group_max(code, inner, dt, src, yidx):
     """``top``: the NaN-propagating max of the group (-inf when empty)."""
     code(f"top = {np_dtype(dt)}(-np.inf)")
-    idx = _loops(code, inner, "r")
+    idx = code.loops(inner, "r")
     code(f"v = {cast_expr(f'y[{yidx(idx)}]', src, dt)}")
     with code.block("if v > top or v != v:"):
         code("top = v")
-    _close(code, len(inner))
+    code.dedent(len(inner))
     return idx
 
 
 @register_kernel(reduction.LogSumExp)
 def _logsumexp(op, in_types, out_types, name):
-    code = _Code(name, 1)
+    code = _function(name, 1)
     src, dt = in_types[0].dtype, out_types[0].dtype
     nd = len(in_types[0].shape)
     axes = set(op.axis)
@@ -99,63 +97,63 @@ def _logsumexp(op, in_types, out_types, name):
         "1" if k in axes else next(kept_it) for k in range(nd) if op.keepdims or k not in axes
     ]
     _new(code, "out", out_dims, dt)
-    oidx = _loops(code, outer, "o")
+    oidx = code.loops(outer, "o")
 
     def yidx(r):
         return _at(oidx + r)
 
     _group_max(code, inner, dt, src, yidx)
     code(f"shift = top if math.isfinite(top) else {np_dtype(dt)}(0)", f"total = {np_dtype(dt)}(0)")
-    idx = _loops(code, inner, "r")
+    idx = code.loops(inner, "r")
     code(f"total += vecmath.exp({cast_expr(f'y[{yidx(idx)}]', src, dt)} - shift)")
-    _close(code, len(inner))
+    code.dedent(len(inner))
     it = iter(oidx)
     full = ["0" if k in axes else next(it) for k in range(nd) if op.keepdims or k not in axes]
     code(f"out[{_at(full)}] = vecmath.log(total) + shift")
-    _close(code, len(outer))
+    code.dedent(len(outer))
     code("return out")
     return code.text()
 
 
 @register_kernel(nn.Softmax, nn.LogSoftmax)
 def _softmax(op, in_types, out_types, name):
-    code = _Code(name, 1)
+    code = _function(name, 1)
     src, dt = in_types[0].dtype, out_types[0].dtype
     nd = len(in_types[0].shape)
     outer, inner, perm = _grouped(code, nd, set(op.axis))
     _new(code, "out", [f"i0.shape[{k}]" for k in range(nd)], dt)
     order = ",".join(map(str, perm))
     code("ot = out" if perm == list(range(nd)) else f"ot = permuted(out, {order!r})")
-    oidx = _loops(code, outer, "o")
+    oidx = code.loops(outer, "o")
 
     def yidx(r):
         return _at(oidx + r)
 
     _group_max(code, inner, dt, src, yidx)
     code(f"total = {np_dtype(dt)}(0)")
-    idx = _loops(code, inner, "r")
+    idx = code.loops(inner, "r")
     v = f"{cast_expr(f'y[{yidx(idx)}]', src, dt)} - top"
     if isinstance(op, nn.Softmax):
         code(f"e = vecmath.exp({v})", f"ot[{yidx(idx)}] = e", "total += e")
     else:
         code(f"s = {v}", f"ot[{yidx(idx)}] = s", "total += vecmath.exp(s)")
-    _close(code, len(inner))
+    code.dedent(len(inner))
     if isinstance(op, nn.LogSoftmax):
         code("total = vecmath.log(total)")
-    idx = _loops(code, inner, "r")
+    idx = code.loops(inner, "r")
     code(
         f"ot[{yidx(idx)}] = ot[{yidx(idx)}] "
         + ("/" if isinstance(op, nn.Softmax) else "-")
         + " total"
     )
-    _close(code, len(inner) + len(outer))
+    code.dedent(len(inner) + len(outer))
     code("return out")
     return code.text()
 
 
 @register_kernel(nn.CrossentropyCategorical1Hot)
 def _crossentropy(op, in_types, out_types, name):
-    code = _Code(name, 2)
+    code = _function(name, 2)
     tc, tt = in_types
     dt = out_types[0].dtype
     nd = len(tt.shape)
@@ -164,20 +162,20 @@ def _crossentropy(op, in_types, out_types, name):
     code(f"kk = i0.shape[{nd}]")
     dims = [f"i1.shape[{k}]" for k in range(nd)]
     _new(code, "out", dims, dt)
-    idx = _loops(code, dims, "j")
+    idx = code.loops(dims, "j")
     code(f"c = {cast_expr(f'i1[{_at(idx)}]', tt.dtype, 'int64')}")
     _raise(code, "c < 0 or c >= kk", "IndexError", "class index out of range")
     picked = "i0[" + _at([*idx, "c"]) + "]"
     code(f"p = {cast_expr(picked, tc.dtype, dt)}")
     code(f"out[{_at(idx)}] = " + ("-p" if op.log_input else "-vecmath.log(p)"))
-    _close(code, nd)
+    code.dedent(nd)
     code("return out")
     return code.text()
 
 
 @register_kernel(nn.CrossentropySoftmax1HotDx)
 def _crossentropy_softmax_dx(op, in_types, out_types, name):
-    code = _Code(name, 3)
+    code = _function(name, 3)
     tdy, tsm, tt = in_types
     dt = out_types[0].dtype
     nd = len(tt.shape)
@@ -190,7 +188,7 @@ def _crossentropy_softmax_dx(op, in_types, out_types, name):
             _raise(code, cond, "ValueError", "operands could not be broadcast together")
     code(f"kk = i1.shape[{nd}]")
     _new(code, "out", [f"i1.shape[{k}]" for k in range(nd + 1)], dt)
-    idx = _loops(code, [f"i2.shape[{k}]" for k in range(nd)], "j")
+    idx = code.loops([f"i2.shape[{k}]" for k in range(nd)], "j")
     code(f"c = {cast_expr(f'i2[{_at(idx)}]', tt.dtype, 'int64')}")
     _raise(code, "c < 0 or c >= kk", "IndexError", "class index out of range")
     dy_idx = ["0" if s == 1 else idx[lead + k] for k, s in enumerate(tdy.shape)]
@@ -199,14 +197,14 @@ def _crossentropy_softmax_dx(op, in_types, out_types, name):
         at = _at([*idx, "r"])
         code(f"p = {cast_expr(f'i1[{at}]', tsm.dtype, dt)}")
         code(f"out[{at}] = g * (p - {np_dtype(dt)}(1) if r == c else p)")
-    _close(code, nd)
+    code.dedent(nd)
     code("return out")
     return code.text()
 
 
 @register_kernel(grad_ops.SumTo, may_return_view=True)
 def _sum_to(op, in_types, out_types, name):
-    code = _Code(name, 2)
+    code = _function(name, 2)
     dt = in_types[0].dtype
     ndg, ndo = len(in_types[0].shape), len(out_types[0].shape)
     lead = ndg - ndo
@@ -215,13 +213,13 @@ def _sum_to(op, in_types, out_types, name):
         cond = f"{s} != 1 and i0.shape[{lead + k}] != {s}"
         _raise(code, cond, "ValueError", "cannot sum down to the shape")
     code(f"out = np.zeros({_tup(dims)}, dtype={np_dtype(dt)})")
-    idx = _loops(code, [f"i0.shape[{k}]" for k in range(ndg)], "j")
+    idx = code.loops([f"i0.shape[{k}]" for k in range(ndg)], "j")
     oidx = [f"0 if {s} == 1 else j{lead + k}" for k, s in enumerate(dims)]
     o = _at(oidx)
     if dt == "bool":
         code(f"out[{o}] = out[{o}] or i0[{_at(idx)}]")
     else:
         code(f"out[{o}] += i0[{_at(idx)}]")
-    _close(code, ndg)
+    code.dedent(ndg)
     code("return out")
     return code.text()

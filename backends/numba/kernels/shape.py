@@ -9,9 +9,7 @@ from fusegraph.backends.numba import scalar_code
 from fusegraph.backends.numba.kernels.base import (
     _at,
     _check_size,
-    _close,
-    _Code,
-    _loops,
+    _function,
     _new,
     _raise,
     _shape_vars,
@@ -27,7 +25,7 @@ from fusegraph.ops import checks, creation, shape_ops
 
 @register_kernel(shape_ops.Shape)
 def _shape(op, in_types, out_types, name):
-    code = _Code(name, 1)
+    code = _function(name, 1)
     nd = len(in_types[0].shape)
     _new(code, "out", [str(nd)], "int64")
     for k in range(nd):
@@ -38,7 +36,7 @@ def _shape(op, in_types, out_types, name):
 
 @register_kernel(shape_ops.ShapeI)
 def _shape_i(op, in_types, out_types, name):
-    code = _Code(name, 1)
+    code = _function(name, 1)
     _new(code, "out", [], "int64")
     code(f"out[()] = i0.shape[{op.i}]", "return out")
     return code.text()
@@ -46,7 +44,7 @@ def _shape_i(op, in_types, out_types, name):
 
 @register_kernel(shape_ops.MakeVector)
 def _make_vector(op, in_types, out_types, name):
-    code = _Code(name, len(in_types))
+    code = _function(name, len(in_types))
     _new(code, "out", [str(len(in_types))], op.dtype)
     for k, t in enumerate(in_types):
         code(f"out[{k}] = {cast_expr(f'i{k}[()]', t.dtype, op.dtype)}")
@@ -65,7 +63,7 @@ def _read_shape_vector(code, arg, n):
 
 @register_kernel(shape_ops.Reshape, may_return_view=True)
 def _reshape(op, in_types, out_types, name):
-    code = _Code(name, 2)
+    code = _function(name, 2)
     dims = _read_shape_vector(code, "i1", op.ndim)
     # NumPy takes any negative entry as the unknown one (a test each, one raise)
     code("size = i0.size", "known = 1", "free = -1", "unknown = 0")
@@ -100,7 +98,7 @@ def _check_dropped(code, op):
 
 @register_kernel(shape_ops.DimShuffle, may_return_view=True)
 def _dimshuffle(op, in_types, out_types, name):
-    code = _Code(name, 1)
+    code = _function(name, 1)
     _check_dropped(code, op)
     kept = [a for a in op.new_order if a != "x"]
     perm = kept + list(op.dropped)
@@ -124,7 +122,7 @@ def dimshuffle_c_view(op, in_types, out_types, name):
     """The kernel of a DimShuffle that only adds and drops length-1 axes (``keeps_order``)
     for a C-contiguous input (typed C): a view typed C, as a reshape is, so that the
     kernels reading it need no conversion."""
-    code = _Code(name, 1)
+    code = _function(name, 1)
     _check_dropped(code, op)
     dims = ["1" if a == "x" else f"i0.shape[{a}]" for a in op.new_order]
     code(f"return c_view(i0, {_tup(dims)})")
@@ -153,7 +151,7 @@ def _check_broadcast_to(code, src_ndim, dims, dtype):
 
 @register_kernel(shape_ops.BroadcastTo, may_return_view=True)
 def _broadcast_to(op, in_types, out_types, name):
-    code = _Code(name, 2)
+    code = _function(name, 2)
     dims = _read_shape_vector(code, "i1", len(out_types[0].shape))
     _check_broadcast_to(code, len(in_types[0].shape), dims, in_types[0].dtype)
     if not in_types[0].shape:
@@ -165,7 +163,7 @@ def _broadcast_to(op, in_types, out_types, name):
 
 @register_kernel(shape_ops.Join)
 def _join(op, in_types, out_types, name):
-    code = _Code(name, len(in_types))
+    code = _function(name, len(in_types))
     nd, ax = len(out_types[0].shape), op.axis
     dims = _shape_vars(code, "i0", "n", nd)
     code(f"total = n{ax}")
@@ -181,10 +179,10 @@ def _join(op, in_types, out_types, name):
     # Explicit loops: a slice assignment compiles Numba's broadcasting and overlap checks,
     # about 0.4 s for each input.
     for k in range(len(in_types)):
-        idx = _loops(code, [f"i{k}.shape[{d}]" for d in range(nd)], "j")
+        idx = code.loops([f"i{k}.shape[{d}]" for d in range(nd)], "j")
         dst = [f"start + j{d}" if d == ax else f"j{d}" for d in range(nd)]
         code(f"out[{_at(dst)}] = i{k}[{_at(idx)}]")
-        _close(code, nd)
+        code.dedent(nd)
         code(f"start += i{k}.shape[{ax}]")
     code("return out")
     return code.text()
@@ -196,7 +194,7 @@ def _join(op, in_types, out_types, name):
 
 @register_kernel(creation.Alloc)
 def _alloc(op, in_types, out_types, name):
-    code = _Code(name, 2)
+    code = _function(name, 2)
     out = out_types[0]
     dims = _read_shape_vector(code, "i1", len(out.shape))
     src_nd = len(in_types[0].shape)
@@ -204,11 +202,11 @@ def _alloc(op, in_types, out_types, name):
     _new(code, "out", dims, out.dtype)
     if src_nd == 0:
         code("v = i0[()]")
-    idx = _loops(code, dims, "j")
+    idx = code.loops(dims, "j")
     lead = len(dims) - src_nd
     src = [f"0 if i0.shape[{k}] == 1 else j{lead + k}" for k in range(src_nd)]
     code(f"out[{_at(idx)}] = " + ("v" if src_nd == 0 else f"i0[{_at(src)}]"))
-    _close(code, len(dims))
+    code.dedent(len(dims))
     code("return out")
     return code.text()
 
@@ -217,7 +215,7 @@ def _alloc(op, in_types, out_types, name):
 def _arange(op, in_types, out_types, name):
     # NumPy: length = ceil((stop - start) / step), out[0] = start, out[1] = start + step (both
     # cast to dtype), then out[i] = out[0] + i * (out[1] - out[0]) in dtype.
-    code = _Code(name, 3)
+    code = _function(name, 3)
     dt = op.dtype
     for k, v in enumerate(("start", "stop", "step")):
         t = in_types[k].dtype
@@ -257,7 +255,7 @@ def _arange(op, in_types, out_types, name):
 
 @register_kernel(creation.Eye)
 def _eye(op, in_types, out_types, name):
-    code = _Code(name, 3)
+    code = _function(name, 3)
     code("n = np.int64(i0[()])", "m = np.int64(i1[()])", "k = np.int64(i2[()])")
     _raise(code, "n < 0 or m < 0", "ValueError", "negative dimensions are not allowed")
     code(f"out = np.zeros((n, m), dtype={np_dtype(op.dtype)})")
@@ -269,7 +267,7 @@ def _eye(op, in_types, out_types, name):
 
 @register_kernel(checks.CheckParameterValue, may_return_view=True)
 def _check_parameter_value(op, in_types, out_types, name):
-    code = _Code(name, len(in_types))
+    code = _function(name, len(in_types))
     for k in range(1, len(in_types)):
         with code.block(f"for ok in i{k}.flat:"):
             with code.block("if not ok:"):
