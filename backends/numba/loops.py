@@ -115,12 +115,10 @@ class LoopNest:
     it (``loops_parallel``)."""
 
     def __init__(self, op, in_types, out_types, name, parallel=False, contiguous=False):
-        self.src_op = op
         self.contiguous = contiguous
-        in_types = list(in_types)
+        self.in_types = in_types = list(in_types)
         self.op = op = as_fused(op, in_types)
         self.name = name
-        self.in_types = list(in_types)
         self.out_types = list(out_types)
         if len(self.in_types) != op.nin or len(self.out_types) != len(op.outputs):
             raise TypeError(f"kernel_source: {op} takes {op.nin} inputs, gives {len(op.outputs)}")
@@ -139,7 +137,6 @@ class LoopNest:
                 raise TypeError(f"kernel_source: output {k} is {want}, not {out_types[k]}")
         # statically size-1 inputs (0-d included) are read once, outside the loops
         self.hoisted = [all(d == 1 for d in t.shape) for t in self.in_types]
-        self.parallel = parallel
         self.helpers: list[Function] = []
         # prange loops only where the loop can reach PARALLEL_MIN_SIZE elements
         size = self.static_size()
@@ -404,7 +401,7 @@ def kernel_source(
     """
     nest = LoopNest(op, in_types, out_types, name, parallel, contiguous)
     comments = [
-        f"# {nest.src_op}",
+        f"# {op}",
         f"#   inputs: {', '.join(str(t) for t in nest.in_types) or 'none'}",
         f"#   scalar_code {scalar_code.SOURCE_HASH}, vecmath {vecmath.SOURCE_HASH}, "
         f"loops {SOURCE_HASH}",

@@ -72,11 +72,13 @@ def num_threads(typingctx):
 
 
 def switch(nest, code: Code, conds, parallel_loop, serial_loop, trig: str) -> None:
-    """For loops of at least PARALLEL_MIN_SIZE elements and ``conds``, a call of a new
-    helper whose body ``parallel_loop(nest, helper, trig)`` writes; else
-    ``serial_loop(nest, code, trig)``. With ``trig`` the helper counts the elements that
-    need the slow path (``trig`` "vec") in ``nslow`` and returns whether there are any,
-    into ``slow``."""
+    """Write a call of a new helper, whose body ``parallel_loop(nest, helper, trig)``
+    writes, for loops of at least PARALLEL_MIN_SIZE elements that pass ``conds``; else the
+    serial loop, ``serial_loop(nest, code, trig)``. With ``trig`` "vec" the helper counts
+    the elements that need the slow path in ``nslow``, and its call sets ``slow``.
+
+    The helper's parameters are the kernel's variables its loop reads: the loops below
+    (and the accessors they share with the serial ones) pass each through ``Code.use``."""
     helper = Function(f"{nest.name}_par{len(nest.helpers)}", None, PARALLEL_DECORATOR)
     nest.helpers.append(helper)
     counts = trig == "vec"

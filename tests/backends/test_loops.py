@@ -12,6 +12,7 @@ from loop_harness import assert_ulps, kernel_nodes
 
 import fusegraph as fg
 from fusegraph.backends.numba import cache, loops
+from fusegraph.backends.numba.codebuilder import Code, Function, product_expr, tuple_expr
 from fusegraph.ops.elemwise import Elemwise
 from fusegraph.ops.fused import FusedElemwise, Reduction, Step
 from fusegraph.ops.scalar import ScalarOp
@@ -260,3 +261,62 @@ def test_outputs_have_the_loop_pattern(load):
     check(fn, op, a[::-1], rand(4, 3).T, ulps=4)
     with pytest.raises(ValueError, match="broadcast"):
         fn(a, rand(1, 4))
+
+
+# --------------------------------------------------------------------------- code builder
+
+
+def test_code_builder_indents_blocks_and_collects_a_helpers_parameters():
+    """Lines take their block's indentation, nested loops close by ``dedent``, code built
+    apart is spliced in at the current level; a Function without given parameters takes
+    the names its body ``use``s, in order of first use."""
+    helper = Function("h", None, "@deco")
+    with helper.block(f"for e in range({helper.use('size')}):"):
+        names = helper.loops([helper.use("n0"), helper.use("size")], "j")
+        helper(f"{helper.use('o0')}[{', '.join(names)}] = {helper.use('x1')}")
+        helper.dedent(len(names))
+    branch = Code()
+    with branch.block("if e > 0:"):
+        branch(f"return {branch.use('o0')}")  # read again: still one parameter
+    helper.extend(branch)
+    assert helper.params == ["size", "n0", "o0", "x1"]
+    assert helper.call() == "h(size, n0, o0, x1)"
+    assert helper.text() == (
+        "@deco\n"
+        "def h(size, n0, o0, x1):\n"
+        "    for e in range(size):\n"
+        "        for j0 in range(n0):\n"
+        "            for j1 in range(size):\n"
+        "                o0[j0, j1] = x1\n"
+        "    if e > 0:\n"
+        "        return o0\n"
+    )
+    kernel = Function("k", ["i0"], comments=["# k"])
+    kernel(f"return {kernel.use('i0')}")
+    assert kernel.text() == "# k\ndef k(i0):\n    return i0\n"
+    assert [tuple_expr([]), tuple_expr(["a"]), tuple_expr("ab")] == ["()", "(a,)", "(a, b)"]
+    assert [product_expr([]), product_expr(["n0", "n1"])] == ["1", "n0 * n1"]
+
+
+def test_parallel_helpers_take_the_kernel_variables_they_read():
+    """Each parallel helper is called with its own parameters, each a kernel input or a
+    variable the kernel assigns: inputs read once (0-d, static size 1), flat views,
+    accumulators, dims."""
+    x, m = fg.matrix("x"), fg.matrix("m")
+    s, one = fg.scalar("s"), fg.tensor("one", shape=(1, 1))
+    graphs = [
+        fg.exp(x) * m + s,
+        fg.sum(fg.sin(x) * m + one, axis=1),
+        fg.sum(x * m - s, axis=0),
+        fg.tan(x) * one,
+    ]
+    for g in graphs:
+        (node,) = kernel_nodes([g])
+        types = ([v.type for v in node.inputs], [v.type for v in node.outputs])
+        kernel, *helpers = loops.kernel_source(node.op, *types, "k", True).split("\n\n")
+        assert helpers
+        for text in helpers:
+            name, params = re.search(r"^def (k_par\d+)\((.*)\):$", text, re.M).groups()
+            assert f"{name}({params})" in kernel
+            for p in params.split(", "):
+                assert re.fullmatch(r"i\d+", p) or re.search(rf"^ +{p} = ", kernel, re.M), p
