@@ -58,7 +58,28 @@ def _checked(node, var, value):
     """Fail loudly if an op's ``impl`` disagrees with its own type rule (a bug in the op)."""
     problem = var.type.accepts(value)
     if problem is not None:
-        raise AssertionError(
-            f"internal error: {node.op} produced {problem} (node built at {node.trace})"
+        raise TypeError(
+            f"{node.op}.impl returned {problem}, against its own type rule (node built at "
+            f"{node.trace})"
         )
     return value
+
+
+class Interpreted:
+    """An executable (see ``fusegraph.backends.Executable``) made of ``run(*values) -> list
+    of outputs``; with ``single`` it returns the one output itself."""
+
+    def __init__(self, run, single: bool):
+        self.run = (lambda *values: run(*values)[0]) if single else run
+
+
+class PyBackend:
+    """The interpreter as a backend (``mode="py"``)."""
+
+    wants_unrewritten = False
+
+    def compile(self, fgraph: FunctionGraph, options) -> Interpreted:
+        return Interpreted(compile_graph(fgraph), options.single)
+
+
+BACKEND = PyBackend()

@@ -9,7 +9,7 @@ import textwrap
 import threading
 import warnings
 
-from fusegraph.backends import py
+from fusegraph.backends import CompileOptions, get_backend
 from fusegraph.errors import MissingInputError, UnusedInputError
 from fusegraph.graph import (
     Constant,
@@ -86,7 +86,7 @@ def function(
         trust_input=trust_input,
         name=name,
         label=label,
-        unrewritten=unrewritten if mode.backend == "debug" else None,
+        unrewritten=unrewritten if get_backend(mode.backend).wants_unrewritten else None,
     )
 
 
@@ -247,21 +247,11 @@ class Function:
         self._unrewritten = unrewritten
         self._positions = {v.name: i for i, v in enumerate(self.inputs) if v.name}
         self._lock = threading.Lock() if update_targets else None
-        self._py_run = None
-        self._compiled = None
-        self._bare = single and not update_targets  # the entry returns the output itself
-        if mode.backend == "numba":
-            from fusegraph.backends.numba.runtime import Compiled
-
-            self._compiled = Compiled(fgraph, mode.parallel, self._bare, not trust_input, label)
-            self._run = self._compiled.call
-        elif mode.backend == "debug":
-            from fusegraph.debugmode import debug_runner
-
-            self._run = debug_runner(fgraph, unrewritten, label)
-        else:
-            self._run = self._py()
-        if self._compiled is not None:
+        self._bare = single and not update_targets  # the executable returns the output itself
+        options = CompileOptions(mode, label, self._bare, trust_input, unrewritten)
+        self._executable = get_backend(mode.backend).compile(fgraph, options)
+        self._run = self._executable.run
+        if getattr(self._executable, "validates_arguments", False):
             self._specialise_call()
 
     def __reduce__(self):
@@ -282,11 +272,6 @@ class Function:
             ),
         )
 
-    def _py(self):
-        if self._py_run is None:
-            self._py_run = py.compile_graph(self.graph)
-        return self._py_run
-
     @property
     def inputs(self):
         """The explicit inputs, in call order."""
@@ -304,19 +289,9 @@ class Function:
 
     @property
     def source(self) -> str:
-        """The generated module (Numba backend), followed by where each node was built, then
-        the modules of the linked kernels it calls."""
-        if self._compiled is None:
-            raise AttributeError(f"{self._label}: mode {self.mode.backend!r} generates no source")
-        where = "\n".join(
-            f"# {label}: {node.trace.filename}:{node.trace.lineno}"
-            for node, label in self._compiled.node_names.items()
-        )
-        linked = "".join(
-            f"\n# ---- linked module {name}\n{text}"
-            for name, text in self._compiled.linked_sources.items()
-        )
-        return f"{self._compiled.source}\n# Where the nodes were built:\n{where}\n{linked}"
+        """The generated code (Numba backend: the module, followed by where each node was
+        built, then the modules of the linked kernels it calls)."""
+        return self._backend_attribute("source", "generates no source")
 
     @property
     def compile_stats(self) -> dict:
@@ -328,14 +303,8 @@ class Function:
         (``memory``: compiled before in this process, ``disk``: Numba's disk cache,
         ``worker``: compiled by the compile worker process, ``compiled``); and
         ``per_unit``, one record each."""
-        if self._compiled is None:
-            raise AttributeError(f"{self._label}: mode {self.mode.backend!r} compiles nothing")
-        report = self._compiled.report
-        return {
-            "rewrite": sum(self.rewrite_stats["seconds"].values()),
-            **report.summary(),
-            "per_unit": [dict(u) for u in report.units],
-        }
+        stats = self._backend_attribute("compile_stats", "compiles nothing")
+        return {"rewrite": sum(self.rewrite_stats["seconds"].values()), **stats}
 
     @property
     def njit(self):
@@ -347,9 +316,13 @@ class Function:
         shared variables (``f.updates`` order), without assigning them -- or, when ``f``
         has one output (not a list) and no updates, that output itself. It validates
         nothing beyond Numba's typing and the static dims."""
-        if self._compiled is None:
-            raise AttributeError(f"{self._label}: mode {self.mode.backend!r} has no njit entry")
-        return self._compiled.entry
+        return self._backend_attribute("njit", "has no njit entry")
+
+    def _backend_attribute(self, name, missing):
+        value = getattr(self._executable, name, None)
+        if value is None:
+            raise AttributeError(f"{self._label}: mode {self.mode.backend!r} {missing}")
+        return value
 
     def __call__(self, *args, **kwargs):
         return self._call(args, kwargs)
@@ -366,7 +339,7 @@ class Function:
         code's short messages)."""
         if self.trust_input and self._bare and not self._shared:
             # it specialises on new layouts itself (from Numba's cache when warm)
-            call = staticmethod(self._compiled.call)
+            call = staticmethod(self._run)
         else:
             call = self._generated_call()
         self.__class__ = type("Function", (Function,), {"__call__": call, "__slots__": ()})
@@ -445,27 +418,9 @@ class Function:
 
     def _execute(self, args):
         values = list(args) + [s.get_value(borrow=True) for s in self._shared]
-        if self._compiled is None:
-            return self._run(*values)
-        if self._bare:
-            return (self._run_compiled(values),)
-        return self._run_compiled(values)
-
-    def _run_compiled(self, values):
-        try:
-            return self._run(*values)
-        except Exception as exc:
-            error = exc
-        if self._compiled.compile_for(values):  # valid arguments of another layout
-            try:
-                return self._run(*values)
-            except Exception as exc:
-                error = exc
-        # The compiled code raised with a constant message: the interpreter raises the same
-        # error with the op, the shapes and the user's line.
-        self._py()(*values)
-        error.add_note(f"{self._label}: the interpreter ran this call without error")
-        raise error
+        run_checked = getattr(self._executable, "run_checked", None)
+        results = self._run(*values) if run_checked is None else run_checked(values)
+        return (results,) if self._bare else results
 
     def _merge_keywords(self, args, kwargs):
         merged = list(args) + [_MISSING] * (self._n_inputs - len(args))

@@ -1,12 +1,13 @@
-"""Compilation modes: which backend runs a function. Options travel in this object, never
-in global configuration."""
+"""Compilation modes: which backend runs a function (a name in ``fusegraph.backends``'
+registry) and which rewrites it gets. Options travel in this object, never in global
+configuration."""
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
 
-BACKENDS = ("numba", "py", "debug")
+from fusegraph.backends import backend_names
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,8 @@ class Mode:
         backend: ``"numba"`` (default) compiles the rewritten graph into one generated,
             disk-cached module of fused Numba kernels; ``"py"`` runs the graph node by node
             with each op's NumPy ``impl`` (the reference); ``"debug"`` runs both, and the
-            unrewritten graph, and raises ``fg.DebugModeError`` on the first disagreement.
+            unrewritten graph, and raises ``fg.DebugModeError`` on the first disagreement;
+            or the name of a backend registered with ``fusegraph.backends.register_backend``.
         include: names of opt-in rules (or rule sets) to switch on.
         exclude: names of passes (``merge``, ``constant_folding``, ``canonicalize``,
             ``stabilize``, ``specialize``, ``fusion``), rule sets or single rules to
@@ -32,8 +34,10 @@ class Mode:
     parallel: bool = False
 
     def __post_init__(self):
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self.backend!r}; available: {', '.join(BACKENDS)}")
+        if self.backend not in backend_names():
+            raise ValueError(
+                f"unknown backend {self.backend!r}; available: {', '.join(backend_names())}"
+            )
         for option in ("include", "exclude"):
             names = getattr(self, option)
             names = (names,) if isinstance(names, str) else tuple(names)

@@ -1,6 +1,7 @@
-"""Turning a graph into a callable: render the module (``codegen``), load it through the disk
-cache, compile its entry for C-contiguous arguments and switch off implicit compilation, so
-that Numba's own dispatch doubles as the argument type check of every call."""
+"""Turning a graph into a callable (the ``numba`` backend, ``BACKEND``): render the module
+(``codegen``), load it through the disk cache, compile its entry for C-contiguous arguments
+and switch off implicit compilation, so that Numba's own dispatch doubles as the argument
+type check of every call."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from time import perf_counter
 import numba
 import numpy as np
 
+from fusegraph.backends import py
 from fusegraph.backends.numba import cache, compile_report, glue, link, workers
 from fusegraph.backends.numba.codegen import CONSTANTS, KERNELS, LINK_NODES, Module
 from fusegraph.backends.numba.compile_report import Report
@@ -21,7 +23,8 @@ def _array_type(var, layout="C"):
 
 
 class Compiled:
-    """The compiled form of a ``FunctionGraph``.
+    """The compiled form of a ``FunctionGraph``: the ``numba`` backend's executable (see
+    ``fusegraph.backends.Executable``).
 
     Attributes:
         entry: the Numba dispatcher ``entry(*inputs, *shared_values)`` returning the tuple of
@@ -33,18 +36,23 @@ class Compiled:
             signature. With ``release_gil=False`` (``trust_input`` functions) it keeps the
             GIL, which saves the 40-50 ns of releasing it, and compiles for any argument
             types it is given, like a plain ``@njit`` function.
-        source: the generated module's text (the entry's).
+        run: ``call``, for ``fg.function``.
+        module_source: the generated module's text (the entry's).
         linked_sources: the linked kernels' module texts, by module name.
         report: the ``compile_report.Report`` of this compile.
         node_names: the label (``n<k>``) of each node in the source's comments.
     """
 
+    validates_arguments = True
+
     def __init__(self, fgraph, parallel=False, single=False, release_gil=True, label="function"):
         start = perf_counter()
+        self._fgraph, self._single, self._label = fgraph, single, label
+        self._explain = None
         if len(fgraph.toposort()) > LINK_NODES and workers.enabled():
             workers.start()  # it imports while this process renders and loads the modules
         module = Module(fgraph, parallel, single)
-        self.source = module.source
+        self.module_source = module.source
         self.node_names = module.node_names
         self.linked_sources = {name: unit.source for name, unit in module.linked.items()}
         self.report = Report(label, len(module.linked) + 1)
@@ -82,7 +90,9 @@ class Compiled:
         if not release_gil:
             options["nogil"] = False
             func = _renamed(func, "entry_holding_gil")
-        self.call = numba.njit(cache=self._module.__dict__[cache.CACHEABLE], **options)(func)
+        self.call = self.run = numba.njit(cache=self._module.__dict__[cache.CACHEABLE], **options)(
+            func
+        )
         self._strict = release_gil
         self._lock = threading.Lock()
         signature = tuple(_array_type(v) for v in fgraph.inputs)
@@ -147,6 +157,61 @@ class Compiled:
         self._compile(signature)
         return True
 
+    def run_checked(self, values):
+        """Run after ``fg.function`` validated ``values``: compile for their layout if they
+        are valid arguments of another, and when the compiled code raises (with a constant
+        message), run the interpreter, which raises the same error with the op, the shapes
+        and the user's line."""
+        try:
+            return self.call(*values)
+        except Exception as exc:
+            error = exc
+        if self.compile_for(values):  # valid arguments of another layout
+            try:
+                return self.call(*values)
+            except Exception as exc:
+                error = exc
+        if self._explain is None:
+            self._explain = py.compile_graph(self._fgraph)
+        self._explain(*values)
+        error.add_note(f"{self._label}: the interpreter ran this call without error")
+        raise error
+
+    @property
+    def source(self) -> str:
+        """The generated module, followed by where each node was built, then the modules of
+        the linked kernels it calls."""
+        where = "\n".join(
+            f"# {label}: {node.trace.filename}:{node.trace.lineno}"
+            for node, label in self.node_names.items()
+        )
+        linked = "".join(
+            f"\n# ---- linked module {name}\n{text}" for name, text in self.linked_sources.items()
+        )
+        return f"{self.module_source}\n# Where the nodes were built:\n{where}\n{linked}"
+
+    @property
+    def compile_stats(self) -> dict:
+        """The report's summary and ``per_unit`` records (see ``Function.compile_stats``)."""
+        return {**self.report.summary(), "per_unit": [dict(u) for u in self.report.units]}
+
+    @property
+    def njit(self):
+        return self.entry
+
+
+class NumbaBackend:
+    """The default backend (see ``fusegraph.backends.Backend``): ``Compiled``."""
+
+    wants_unrewritten = False
+
+    def compile(self, fgraph, options) -> Compiled:
+        release_gil = not options.trust_input
+        return Compiled(fgraph, options.mode.parallel, options.single, release_gil, options.label)
+
+
+BACKEND = NumbaBackend()
+
 
 def _renamed(func, name):
     """A copy of ``func`` under another name: Numba's cache files are named after the
@@ -159,4 +224,4 @@ def _renamed(func, name):
     return twin
 
 
-__all__ = ["Compiled"]
+__all__ = ["BACKEND", "Compiled", "NumbaBackend"]

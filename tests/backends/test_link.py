@@ -141,7 +141,7 @@ def test_a_long_compile_reports_progress_unless_silenced(monkeypatch, capfd):
 def test_a_key_missing_from_the_table_raises_instead_of_crashing(monkeypatch):
     x, y = fg.vector("x"), fg.vector("y")
     f = fg.function([x, y], fg.sinh(x) * y)
-    (name,) = f._compiled.linked_sources
+    (name,) = f._executable.linked_sources
     _, signature, _ = link._loaded[link.key_of(name)]
     missing = "fusegraph_cache_5eed"  # known to the compiler, absent from the table
     monkeypatch.setitem(link._loaded, link.key_of(missing), (None, signature, None))
@@ -242,7 +242,7 @@ def test_a_long_chain_runs_through_glue_with_its_constants():
     assert "_glue = glue.body(" in f.source and "__fusegraph_constants__" in f.source
     units = f.compile_stats["per_unit"]
     kinds = [u["kind"] for u in units]
-    assert kinds.count("entry") == 1 and len(kinds) == len(f._compiled.linked_sources) + 1
+    assert kinds.count("entry") == 1 and len(kinds) == len(f._executable.linked_sources) + 1
     rng = np.random.default_rng(6)
     a, w = rng.normal(size=(3, 70)), rng.normal(size=(70, 70)) * 0.1
     want = a
@@ -256,7 +256,7 @@ def test_glue_raises_when_a_kernel_is_missing_from_the_table():
     f = fg.function([x, y], [fg.tanh(x) * y + 1.0, (x * y).sum()])  # glue: LINK_NODES = 0
     a = np.linspace(-1, 1, 5)
     want = [np.tanh(a) * a + 1.0, (a * a).sum()]
-    name = next(iter(f._compiled.linked_sources))
+    name = next(iter(f._executable.linked_sources))
     slot = 2 * int(np.flatnonzero(link._table[::2] == link.key_of(name))[0])
     key = int(link._table[slot])
     link._table[slot] = 0  # the key's slot looks empty
@@ -267,7 +267,7 @@ def test_glue_raises_when_a_kernel_is_missing_from_the_table():
         before = rtsys.get_allocation_stats()
         for _ in range(3):
             with pytest.raises(RuntimeError, match="kernel of this function is not loaded"):
-                f._compiled.call(a, a)
+                f._executable.call(a, a)
         after = rtsys.get_allocation_stats()
         assert after.mi_alloc - before.mi_alloc == after.mi_free - before.mi_free  # no leak
     finally:
@@ -289,7 +289,7 @@ def test_a_failed_kernel_call_in_the_glue_releases_every_value():
     with _no_leaks():
         for _ in range(5):
             with pytest.raises(ValueError, match="could not be broadcast"):
-                f._compiled.call(a, v, np.ones(3))
+                f._executable.call(a, v, np.ones(3))
             with pytest.raises(ValueError, match="could not be broadcast"):
                 f(a, v, np.ones(3))
     np.testing.assert_allclose(f(a, v, v)[0], 2 * np.tanh(a @ v), rtol=1e-14)

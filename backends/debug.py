@@ -41,6 +41,19 @@ def agree(got, want, rewritten=False) -> str | None:
     )
 
 
+class DebugBackend:
+    """``mode="debug"`` as a backend (see ``fusegraph.backends.Backend``)."""
+
+    wants_unrewritten = True
+
+    def compile(self, fgraph: FunctionGraph, options):
+        run = debug_runner(fgraph, options.unrewritten, options.label)
+        return py.Interpreted(run, options.single)
+
+
+BACKEND = DebugBackend()
+
+
 def debug_runner(fgraph: FunctionGraph, unrewritten: FunctionGraph, label: str):
     """``run(*values)`` for ``fgraph``, checked as described in the module docstring."""
     from fusegraph.backends.numba.runtime import Compiled
@@ -97,4 +110,4 @@ def debug_runner(fgraph: FunctionGraph, unrewritten: FunctionGraph, label: str):
     return run
 
 
-__all__ = ["agree", "debug_runner"]
+__all__ = ["BACKEND", "DebugBackend", "agree", "debug_runner"]
