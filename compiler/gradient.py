@@ -8,6 +8,7 @@ import warnings
 from fusegraph import ops
 from fusegraph.errors import DisconnectedInputError, NullTypeGradError
 from fusegraph.graph import (
+    Constant,
     NullGrad,
     Variable,
     ancestors,
@@ -248,21 +249,86 @@ def Lop(f, wrt, eval_points, consider_constant=None, disconnected_inputs="ignore
 
 def Rop(f, wrt, eval_points):
     """Jacobian-vector product: the Jacobian of ``f`` w.r.t. ``wrt`` times ``eval_points``
-    (one per ``wrt``, shaped like it). Computed by the double-Lop trick: the Lop is linear
-    in its seed ``u``, so differentiating ``<Lop(f, wrt, u), v>`` w.r.t. ``u`` gives J v."""
+    (one per ``wrt``, shaped like it), by forward mode: tangents flow from ``wrt`` to ``f``
+    through each node's ``Op.jvp``; an op without a rule of its own gets the one its ``vjp``
+    implies (``jvp_from_vjp``). Outputs ``f`` does not reach get zeros."""
     single = not isinstance(f, (list, tuple))
-    fs = [f] if single else list(f)
+    fs = [as_tensor(fi) for fi in ([f] if single else f)]
     ws = wrt if isinstance(wrt, (list, tuple)) else [wrt]
     vs = eval_points if isinstance(eval_points, (list, tuple)) else [eval_points]
     if len(ws) != len(vs):
         raise ValueError(f"Rop: {len(ws)} wrt but {len(vs)} eval_points")
-    seeds = [Variable(fi.type, name=f"u{i}") for i, fi in enumerate(fs)]
-    lops = Lop(fs, list(ws), seeds)
-    inner = _sum([ops.sum(lo * ops.cast(as_tensor(v), lo.dtype)) for lo, v in zip(lops, vs)])
-    jvps = grad(inner, seeds, disconnected_inputs="ignore")
-    # The result does not depend on the seeds' values; any leftover reference gets zeros.
-    jvps = clone_replace(jvps, {u: ops.zeros_like(fi) for u, fi in zip(seeds, fs)})
+    tangents = {}
+    for w, v in zip(ws, vs):
+        v = as_tensor(v)
+        if v.ndim != w.ndim:
+            raise ValueError(f"Rop: the eval_point of {w} ({w.type}) has type {v.type}")
+        if is_float(w.dtype):
+            tangents[w] = ops.cast(v, w.dtype)
+    for node in toposort(fs):
+        ts = [tangents.get(x) for x in node.inputs]
+        if all(t is None for t in ts):
+            continue
+        out_ts = node.op.jvp(node.inputs, node.outputs, ts)
+        if out_ts is None:
+            out_ts = jvp_from_vjp(node, ts)
+        if len(out_ts) != len(node.outputs):
+            raise ValueError(f"{node.op}.jvp returned {len(out_ts)} tangents")
+        for out, t in zip(node.outputs, out_ts):
+            if isinstance(t, NullGrad):
+                raise NullTypeGradError(f"Rop: {t.reason} (node built at {node.trace})")
+            if t is not None and is_float(out.dtype):
+                tangents[out] = _conform(t, out, node)
+    jvps = [tangents.get(fi) for fi in fs]
+    jvps = [ops.zeros_like(fi) if t is None else t for fi, t in zip(fs, jvps)]
     return jvps[0] if single else jvps
+
+
+def jvp_from_vjp(node, tangents) -> list:
+    """The forward rule ``node``'s ``vjp`` implies: the vjp is linear in its seeds ``u``, so
+    the gradient of ``sum(vjp(u) * t)`` with respect to ``u`` is the Jacobian times ``t``.
+    Built on a copy of the node whose variable inputs are stand-ins, so that it costs the
+    node's size, not its ancestors' (on the node itself if the op rebuilds otherwise)."""
+    local = _local_copy(node)
+    seeds = [Variable(o.type, name=f"u{k}") for k, o in enumerate(local.outputs)]
+    grads = node.op.vjp(local.inputs, local.outputs, seeds)
+    terms = []
+    for g, t, x in zip(grads, tangents, node.inputs):
+        if t is None or g is None or not is_float(x.dtype):
+            continue
+        if isinstance(g, NullGrad):
+            return [g] * len(node.outputs)
+        g = as_tensor(g)
+        terms.append(ops.sum(g * ops.cast(t, g.dtype)))
+    wanted = [k for k, o in enumerate(local.outputs) if is_float(o.dtype)]
+    if not terms or not wanted:
+        return [None] * len(node.outputs)
+    jvps = grad(
+        _sum(terms),
+        [seeds[k] for k in wanted],
+        disconnected_inputs="ignore",
+        null_gradients="return",
+    )
+    replace = dict(zip(local.inputs, node.inputs))
+    replace.update(zip(local.outputs, node.outputs))
+    # The result does not depend on the seeds' values; a leftover reference gets zeros.
+    replace.update({u: ops.zeros_like(o) for u, o in zip(seeds, node.outputs)})
+    result = [None] * len(node.outputs)
+    for k, j in zip(wanted, jvps):
+        result[k] = j if isinstance(j, NullGrad) else clone_replace([j], replace)[0]
+    return result
+
+
+def _local_copy(node):
+    """``node``'s op applied to stand-ins for its non-constant inputs, or ``node`` itself when
+    that fails or gives other output types."""
+    inputs = [x if isinstance(x, Constant) else Variable(x.type) for x in node.inputs]
+    try:
+        local = node.op.make_node(*inputs)
+    except Exception:
+        return node
+    same = [o.type for o in local.outputs] == [o.type for o in node.outputs]
+    return local if same else node
 
 
 __all__ = ["DisconnectedType", "Lop", "Rop", "grad"]

@@ -113,12 +113,35 @@ class Apply:
 
 
 class Op:
-    """Base class of all ops. Subclasses are frozen dataclasses whose fields are the op's
-    parameters, so equal parameters mean equal ops.
+    """Base class of all ops: subclass it to add an operation (the README's "Extending").
 
-    A subclass defines ``make_node(*inputs) -> Apply`` (conversion, type and static-shape
-    rule) and ``impl(*arrays)`` (the NumPy reference; returns one array, or a tuple when the
-    node has several outputs).
+    An op is a frozen dataclass whose fields are its parameters, so equal parameters mean
+    equal ops (rewrites merge equal nodes, the Numba backend compiles one kernel per op and
+    types). Required:
+
+    - ``make_node(*inputs) -> fg.Apply(self, inputs, output_types)``: convert the inputs
+      (``fg.as_tensor``), check them, and give the outputs' types (``fg.TensorType``: dtype
+      and static shape): the type rule. Raise ``TypeError``/``ValueError`` naming the op for
+      bad inputs.
+    - ``impl(*arrays)``: the NumPy reference, what the ``py`` backend runs: one array, or a
+      tuple when the node has several outputs, of exactly the output types. It may return
+      a view of an input (the backends copy where an output must not alias); it must not
+      write to its inputs.
+
+    Optional hooks, each declared here with its default:
+
+    - ``vjp(inputs, outputs, grads)``: reverse mode (``fg.grad``); default: no gradient.
+    - ``jvp(inputs, outputs, tangents)``: forward mode (``fg.Rop``); default None, the rule
+      ``vjp`` implies.
+    - ``infer_shape(fgraph, node, input_shapes)``: the outputs' shapes without running
+      ``impl``; default None (unknown, ``x.shape`` then reads the computed value).
+    - ``check_inputs(node, arrays)``: run-time checks ``impl`` cannot make; default none.
+    - ``vjp_without_grads``: call ``vjp`` even when no gradient reaches the outputs.
+
+    The Numba backend runs an op through the kernel registered for its class
+    (``fusegraph.backends.numba.register_kernel``, where ``may_return_view`` says whether
+    the kernel's result may be a view of an input); an op without one runs its ``impl``
+    through an object-mode call, with a warning. ``examples/custom_op.py`` shows it all.
     """
 
     #: Whether ``fg.grad`` calls ``vjp`` even when no gradient reaches the outputs (with
@@ -142,6 +165,20 @@ class Op:
         where no gradient flows (integer or shape inputs), or ``NullGrad`` where the
         gradient is undefined. The default says the op has no gradient."""
         return [NullGrad(f"{self} has no gradient")] * len(inputs)
+
+    def jvp(self, inputs, outputs, tangents):
+        """The forward rule: given one tangent per input (a variable of the input's type, or
+        None where the input does not vary), return one tangent per output (None where it
+        does not vary, ``NullGrad`` where undefined). The default, None, lets ``fg.Rop``
+        derive it from ``vjp``; an op overrides it when a direct rule is cheaper."""
+        return None
+
+    def infer_shape(self, fgraph, node: Apply, input_shapes):
+        """The outputs' shapes from the inputs' (``input_shapes``: per input, a tuple of
+        symbolic int64 scalars), as one tuple of symbolic scalars per output, so that
+        ``shape(output)`` is computed without running the op. ``fgraph`` may be None. The
+        default, None, means unknown."""
+        return None
 
     def __call__(self, *inputs):
         node = self.make_node(*inputs)

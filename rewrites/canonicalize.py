@@ -12,7 +12,7 @@ import weakref
 
 import numpy as np
 
-from fusegraph.graph import Constant, constant, static_value
+from fusegraph.graph import Constant, Op, as_tensor, constant, static_value
 from fusegraph.ops.checks import CheckParameterValue
 from fusegraph.ops.creation import Alloc
 from fusegraph.ops.elemwise import Elemwise, add, cast, lt, maximum, mul
@@ -639,6 +639,26 @@ def shape_i_of_known(node, x):
     if source is None or source[0] is x:
         return None
     return shape_i(*source)
+
+
+@canonicalize.rule(Pattern(ShapeI, ("x",)))
+def shape_i_from_infer_shape(node, x):
+    """``x.shape[i]`` from the ``infer_shape`` of the op computing ``x`` (users' ops and
+    ``fg.as_op`` declare one), so that the shape does not wait for the op to run."""
+    owner = x.owner
+    if owner is None or type(owner.op).infer_shape is Op.infer_shape:
+        return None
+    input_shapes = [tuple(shape_i(v, k) for k in range(v.ndim)) for v in owner.inputs]
+    shapes = owner.op.infer_shape(None, owner, input_shapes)
+    if shapes is None:
+        return None
+    if len(shapes) != len(owner.outputs) or len(shapes[x.index]) != x.ndim:
+        raise ValueError(
+            f"{owner.op}.infer_shape returned {len(shapes)} shapes of lengths "
+            f"{[len(s) for s in shapes]}; expected the shapes of its outputs "
+            f"{[str(o.type) for o in owner.outputs]} (node built at {owner.trace})"
+        )
+    return _checked(node, cast(as_tensor(shapes[x.index][node.op.i]), "int64"))
 
 
 @canonicalize.rule(Pattern(Subtensor, ("vec",)))

@@ -107,10 +107,16 @@ def tuple_expr(items) -> str:
     return f"({', '.join(items)})"
 
 
+def tuple_trailing(items) -> str:
+    """A tuple display with a comma after every item, ``(a, b, )``; ``()`` for no items
+    (the form the kernels and generated modules write)."""
+    return "(" + "".join(f"{i}, " for i in items) + ")"
+
+
 def product_expr(items) -> str:
     """``a * b * ...``; ``1`` for no items."""
     items = list(items)
     return " * ".join(items) if items else "1"
 
 
-__all__ = ["INDENT", "Code", "Function", "product_expr", "tuple_expr"]
+__all__ = ["INDENT", "Code", "Function", "product_expr", "tuple_expr", "tuple_trailing"]

@@ -55,8 +55,9 @@ import typing
 import numba
 import numpy as np
 
-from fusegraph.backends.numba import cache, inline, kernels, link, loops, native
+from fusegraph.backends.numba import cache, inline, kernels, link, loops, native, pycall
 from fusegraph.backends.numba.cache import ENTRY_DECORATOR, KERNEL_DECORATOR, LINKED_DECORATOR
+from fusegraph.backends.numba.codebuilder import Code, Function, tuple_trailing
 from fusegraph.backends.numba.scalar_code import np_dtype
 from fusegraph.graph import Constant, FunctionGraph, constant
 from fusegraph.ops import indexing, linalg, shape_ops
@@ -133,27 +134,26 @@ class Module:
         taken = _imported_names() | {"glue"}  # the module's code reads these globals
         self.names = {v: _identifier(v.name, taken) for v in fgraph.inputs}
         order = fgraph.toposort()
+        entry = Function("entry", [self.names[v] for v in fgraph.inputs], ENTRY_DECORATOR)
+        self._shape_checks(entry)
         if len(order) > LINK_NODES:
-            body = self._glue(order)
+            self._glue(order, entry)
         else:
-            body = self._inline(order)
-        params = ", ".join(self.names[v] for v in fgraph.inputs)
-        entry = [ENTRY_DECORATOR, f"def entry({params}):"]
-        entry += self._shape_checks()
-        entry += body
-        entry.append(f"    return {self._returns()}")
+            self._inline(order, entry)
+        entry(f"return {self._returns()}")
         header = f"# fusegraph: {len(order)} nodes, {self._n_kernels} kernels\n"
-        self.source = header + self._prelude + "\n".join(entry) + "\n"
+        self.source = header + self._prelude + entry.text()
 
-    def _inline(self, order) -> list:
+    def _inline(self, order, entry: Code) -> None:
         """Render a small graph: its kernels written into the entry or defined in the
-        module, linked only when this process has them already. Returns the entry's body."""
+        module, linked only when this process has them already; the nodes' code goes to
+        ``entry``."""
         keys = [
             (node.op, tuple(v.type for v in node.inputs), tuple(v.type for v in node.outputs))
             for node in order
         ]
         uses = collections.Counter(keys)
-        globals_, kernel_src, body = [], [], []
+        globals_, kernel_src = [], []
         kernel_names: dict = {}
         inlinable: dict = {}  # key -> the kernel's definition, for kernels written inline
         # Generated names start with "_" (kernels ``_k<j>_<op>``, node outputs ``_v<k>``,
@@ -194,8 +194,8 @@ class Module:
                 call = inline.inline_body(inlinable[key], f"_n{k}_", args, outs)
             else:
                 call = [f"{', '.join(outs)} = {kernel_names[key]}({', '.join(args)})"]
-            lines = [f"# {_op_label(node.op, f'n{k}')}"] + call
-            body += ["    " + line for text in lines for line in text.split("\n")]
+            entry(f"# {_op_label(node.op, f'n{k}')}")
+            entry(*(line for text in call for line in text.split("\n")))
         globals_ += self._new_constants(self.fgraph.outputs)
         self._n_kernels = len(kernel_names)
         self._prelude = (
@@ -205,13 +205,12 @@ class Module:
             + "\n\n".join(kernel_src)
             + "\n\n"
         )
-        return body
 
-    def _glue(self, order) -> list:
+    def _glue(self, order, entry: Code) -> None:
         """Render a large graph: every node runs a linked kernel, and the entry runs them
         all through one ``glue`` intrinsic, whose plan the module spells out (index ops take
         their constant indices as arguments, so that the nodes of ``x[:, 0:32]`` and
-        ``x[:, 32:64]`` run one kernel). Returns the entry's body."""
+        ``x[:, 32:64]`` run one kernel); the entry's code goes to ``entry``."""
         globals_, steps, kernels = [], [], set()
         inputs = [_parameterised(node) for node in order]
         typed_c = set(self.fgraph.inputs)  # values most likely typed C (the entry's are)
@@ -264,11 +263,9 @@ class Module:
         unpacked = "".join(f"{self.names[v]}, " for v in results)
         # a failed kernel call comes back as an error code, passed on once the entry has
         # released its references to the inputs (as a raise does)
-        return [
-            f"    _st, _ex, {unpacked}= _glue({args})",
-            "    if _st:",
-            "        glue.propagate(_st, _ex)",
-        ]
+        entry(f"_st, _ex, {unpacked}= _glue({args})")
+        with entry.block("if _st:"):
+            entry("glue.propagate(_st, _ex)")
 
     def _name_values(self, node, inputs, k) -> list:
         """Name the outputs of ``node`` (the ``k``-th), and the constants among its
@@ -308,17 +305,18 @@ class Module:
         argtypes = tuple(x for t in key[1] for x in (link.parameter_type(t), numba.types.boolean))
         signature = link.result_type(key[2])(*argtypes)
         src = self._kernel(key, node.trace, "product")
-        lines = [LINKED_DECORATOR, "def kernel(i0, t0, i1, t1):"]
+        kernel = Function("kernel", ["i0", "t0", "i1", "t1"], LINKED_DECORATOR)
         flips = [i for i, t in enumerate(key[1]) if t.ndim == 2]  # 1-d operands are C
         for mask in itertools.product((True, False), repeat=len(flips)):
             if not any(mask):  # the last case, plain operands
                 break
             test = " and ".join(f"t{i}" if m else f"not t{i}" for i, m in zip(flips, mask))
             operands = [f"i{i}.T" if (i, True) in zip(flips, mask) else f"i{i}" for i in (0, 1)]
-            lines += [f"    if {test}:", f"        return product({', '.join(operands)})"]
-        lines.append("    return product(i0, i1)")
+            with kernel.block(f"if {test}:"):
+                kernel(f"return product({', '.join(operands)})")
+        kernel("return product(i0, i1)")
         header = f"# fusegraph kernel: {key[0]} (BLAS)\n# signature: {signature}\n"
-        source = f"{header}{_imports()}\n\n{src}\n\n" + "\n".join(lines) + "\n"
+        source = f"{header}{_imports()}\n\n{src}\n\n{kernel.text()}"
         return self._link(source, signature)
 
     def _loaded(self, node, key) -> bool:
@@ -358,14 +356,11 @@ class Module:
         if isinstance(op, loops.LOOP_OPS):
             return loops.kernel_source(op, in_types, out_types, kname, self.parallel, contiguous)
         if kernels.kernel_of(type(op)) is None:
-            raise NotImplementedError(
-                f"{op} ({type(op).__name__}) has no Numba implementation (node "
-                f"built at {trace}); compile with mode='py', or register a kernel with "
-                f"@fusegraph.backends.numba.register_kernel({type(op).__name__})"
-            )
+            pycall.warn_unregistered(op, trace)
+            return pycall.render(op, in_types, out_types, kname)
         return kernels.kernel_source(op, in_types, out_types, kname)
 
-    def _shape_checks(self) -> list:
+    def _shape_checks(self, entry: Code) -> None:
         """The entry's check of its inputs' static dims: one ``raise`` (each costs Numba
         more to compile than the test)."""
         tests = [
@@ -374,9 +369,9 @@ class Module:
             for axis, dim in enumerate(var.type.shape)
             if dim is not None
         ]
-        if not tests:
-            return []
-        return [f"    if {' or '.join(tests)}:\n        raise ValueError({SHAPE_ERROR!r})"]
+        if tests:
+            with entry.block(f"if {' or '.join(tests)}:"):
+                entry(f"raise ValueError({SHAPE_ERROR!r})")
 
     def _returns(self) -> str:
         items, seen = [], set()
@@ -385,9 +380,7 @@ class Module:
             fresh = var.owner is not None and not _is_view(var.owner.op) and var not in seen
             seen.add(var)
             items.append(name if fresh else f"np.copy({name})")
-        if self.single:
-            return items[0]
-        return "(" + "".join(f"{i}, " for i in items) + ")"
+        return items[0] if self.single else tuple_trailing(items)
 
 
 def _parameterised(node) -> list:

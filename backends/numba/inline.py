@@ -14,8 +14,17 @@ from __future__ import annotations
 import ast
 import copy
 
-#: Constructs whose names have scopes of their own: a kernel using them is not inlined.
-_SCOPED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.comprehension)
+#: Constructs whose names have scopes of their own, and ``with`` blocks (an object-mode
+#: block names its outputs as keywords, which renaming would miss): a kernel using them is
+#: not inlined.
+_SCOPED = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.Lambda,
+    ast.ClassDef,
+    ast.comprehension,
+    ast.With,
+)
 
 
 def kernel_function(source: str, name: str) -> tuple[ast.FunctionDef, str] | None:

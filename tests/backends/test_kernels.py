@@ -539,36 +539,3 @@ def test_inc_subtensor():
     check(op, arr((5,), "bool"), np.array([True]), np.array([2, 2]))
     raises(IndexError, op, x, arr((5,)), np.array([4]))
     raises(ValueError, op, x, arr((2, 4)), np.array([0, 1]))
-
-
-def test_a_users_op_runs_in_numba_mode_once_its_kernel_is_registered(monkeypatch):
-    """An op without a kernel fails to compile with a message that shows the registration
-    call; registered as it says (the built-in ops use the same call), it compiles, and its
-    ``may_return_view`` flag is what the code generator reads."""
-    from dataclasses import dataclass
-
-    from fusegraph.backends.numba import codegen, register_kernel
-    from fusegraph.ops.shape_ops import DimShuffle
-
-    @dataclass(frozen=True)
-    class Twice(fg.Op):
-        def make_node(self, x):
-            x = fg.as_tensor(x)
-            return fg.Apply(self, [x], [x.type])
-
-        def impl(self, x):
-            return 2 * x
-
-    monkeypatch.setattr(kernels.base, "KERNELS", dict(kernels.KERNELS))  # undone after
-    x = fg.vector("x")
-    with pytest.raises(NotImplementedError, match=r"register_kernel\(Twice\)"):
-        fg.function([x], Twice()(x) + 1.0)
-
-    @register_kernel(Twice)
-    def _twice(op, in_types, out_types, name):
-        return f"{kernels.DECORATOR}\ndef {name}(i0):\n    return i0 * 2\n"
-
-    f = fg.function([x], Twice()(x) + 1.0)
-    np.testing.assert_array_equal(f(np.arange(3.0)), 2 * np.arange(3.0) + 1.0)
-    assert not codegen._is_view(Twice())
-    assert codegen._is_view(DimShuffle(1, (0, "x")))

@@ -47,6 +47,16 @@ i3 = fg.tensor("i3", shape=(None, 3), dtype="int32")
 i1 = fg.tensor("i1", shape=(1,), dtype="int32")
 
 
+@fg.as_op(
+    [fg.TensorType("float64", (None, None))],
+    [fg.TensorType("float64", (None,))],
+    infer_shape=lambda fgraph, node, shapes: [(shapes[0][1],)],
+)
+def _column_sums(a):
+    """A user's op that declares its output's shape (``Op.infer_shape``)."""
+    return a.sum(axis=0)
+
+
 def case(rule, inputs, output, expected, values, rtol=1e-12):
     return pytest.param(inputs, output, expected, values, rtol, id=rule)
 
@@ -363,6 +373,9 @@ FIRES = [
     case("shape_i_of_known-elemwise", [x, y], shape_i(y * x, 0), "y.shape[0]", [(f64(3),) * 2]),
     case(
         "sum_to_same_shape-elemwise", [m, g], SumTo()(m + g, m.shape), "m + g", [(f64(2, 3),) * 2]
+    ),
+    case(
+        "shape_i_from_infer_shape", [m], shape_i(_column_sums(m), 0), "m.shape[1]", [(f64(2, 3),)]
     ),
     case("index_of_shape_vector", [m], m.shape[-1], "m.shape[1]", [(f64(2, 3),)]),
     case("index_of_shape_vector-make_vector", [n], MakeVector()(3, n)[1], "n", [(np.array(4),)]),

@@ -12,7 +12,7 @@ from numba.extending import overload
 
 from fusegraph.backends.numba import arrays, scalar_code
 from fusegraph.backends.numba.cache import KERNEL_DECORATOR
-from fusegraph.backends.numba.codebuilder import INDENT, Function
+from fusegraph.backends.numba.codebuilder import INDENT, Function, tuple_trailing
 from fusegraph.backends.numba.scalar_code import np_dtype
 
 DECORATOR = KERNEL_DECORATOR
@@ -136,11 +136,6 @@ def _function(name, n_inputs) -> Function:
     return Function(name, [f"i{k}" for k in range(n_inputs)], DECORATOR)
 
 
-def _tup(items) -> str:
-    items = list(items)
-    return "(" + "".join(f"{i}, " for i in items) + ")" if items else "()"
-
-
 def _at(items) -> str:
     """An index expression for an n-d array (``()`` for a 0-d one)."""
     items = list(items)
@@ -181,7 +176,7 @@ def _shape_vars(code, arr, prefix, ndim):
 
 
 def _new(code, var, shape, dtype):
-    code(f"{var} = empty_c({_tup(shape)}, {np_dtype(dtype)})")
+    code(f"{var} = empty_c({tuple_trailing(shape)}, {np_dtype(dtype)})")
 
 
 def _int_scalar(arg: str) -> str:

@@ -3,13 +3,13 @@ IndexError on out-of-range indices)."""
 
 from __future__ import annotations
 
+from fusegraph.backends.numba.codebuilder import tuple_trailing
 from fusegraph.backends.numba.kernels.base import (
     _at,
     _function,
     _int_scalar,
     _new,
     _raise,
-    _tup,
     register_kernel,
 )
 from fusegraph.backends.numba.scalar_code import cast_expr
@@ -248,7 +248,7 @@ def _advanced_subtensor(op, in_types, out_types, name):
     code = _function(name, len(in_types))
     dims, loops, body = _index_loops(code, op.idx, in_types, 1, flat=True)
     _new(code, "out", dims, out_types[0].dtype)
-    code(f"flat = c_view(out, {_tup(loops)})" if loops != dims else "flat = out")
+    code(f"flat = c_view(out, {tuple_trailing(loops)})" if loops != dims else "flat = out")
     body(lambda o, x: code(f"flat[{_at(o)}] = i0[{x}]"))
     code("return out")
     return code.text()

@@ -4,13 +4,13 @@ integers; see the package docstring for dot on transposed operands)."""
 from __future__ import annotations
 
 from fusegraph.backends.numba import scalar_code
+from fusegraph.backends.numba.codebuilder import tuple_trailing
 from fusegraph.backends.numba.kernels.base import (
     _at,
     _function,
     _new,
     _raise,
     _shape_vars,
-    _tup,
     register_kernel,
 )
 from fusegraph.backends.numba.scalar_code import cast_expr, np_dtype
@@ -179,7 +179,7 @@ def _tensordot(code, ta, tb, out, axes_a, axes_b, perm_b_free=None):
     _dot2(code, "m0", "m1", two, two, two, "o2")
     dims = [f"i0.shape[{k}]" for k in free_a] + [f"i1.shape[{k}]" for k in free_b]
     if dims:
-        code(f"return c_view(o2, {_tup(dims)})")
+        code(f"return c_view(o2, {tuple_trailing(dims)})")
     else:
         _new(code, "out", [], out.dtype)
         code("out[()] = o2[0, 0]", "return out")

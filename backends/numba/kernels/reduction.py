@@ -4,13 +4,13 @@ CrossentropyCategorical1Hot, CrossentropySoftmax1HotDx, SumTo (``Reduce`` is a f
 
 from __future__ import annotations
 
+from fusegraph.backends.numba.codebuilder import tuple_trailing
 from fusegraph.backends.numba.kernels.base import (
     _at,
     _function,
     _new,
     _raise,
     _shape_vars,
-    _tup,
     register_kernel,
 )
 from fusegraph.backends.numba.kernels.shape import _read_shape_vector
@@ -212,7 +212,7 @@ def _sum_to(op, in_types, out_types, name):
     for k, s in enumerate(dims):
         cond = f"{s} != 1 and i0.shape[{lead + k}] != {s}"
         _raise(code, cond, "ValueError", "cannot sum down to the shape")
-    code(f"out = np.zeros({_tup(dims)}, dtype={np_dtype(dt)})")
+    code(f"out = np.zeros({tuple_trailing(dims)}, dtype={np_dtype(dt)})")
     idx = code.loops([f"i0.shape[{k}]" for k in range(ndg)], "j")
     oidx = [f"0 if {s} == 1 else j{lead + k}" for k, s in enumerate(dims)]
     o = _at(oidx)

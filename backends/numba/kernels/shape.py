@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from fusegraph.backends.numba import scalar_code
+from fusegraph.backends.numba.codebuilder import tuple_trailing
 from fusegraph.backends.numba.kernels.base import (
     _at,
     _check_size,
@@ -13,7 +14,6 @@ from fusegraph.backends.numba.kernels.base import (
     _new,
     _raise,
     _shape_vars,
-    _tup,
     register_kernel,
 )
 from fusegraph.backends.numba.scalar_code import cast_expr, np_dtype
@@ -86,7 +86,7 @@ def _reshape(op, in_types, out_types, name):
         _new(code, "out", [], out_types[0].dtype)
         code("out[()] = c_view(as_c(i0), (1,))[0]", "return out")
     else:  # the checks above stand for reshape's, which Numba compiles per signature
-        code(f"return c_view(as_c(i0), {_tup(dims)})")
+        code(f"return c_view(as_c(i0), {tuple_trailing(dims)})")
     return code.text()
 
 
@@ -125,7 +125,7 @@ def dimshuffle_c_view(op, in_types, out_types, name):
     code = _function(name, 1)
     _check_dropped(code, op)
     dims = ["1" if a == "x" else f"i0.shape[{a}]" for a in op.new_order]
-    code(f"return c_view(i0, {_tup(dims)})")
+    code(f"return c_view(i0, {tuple_trailing(dims)})")
     return code.text()
 
 
@@ -155,9 +155,9 @@ def _broadcast_to(op, in_types, out_types, name):
     dims = _read_shape_vector(code, "i1", len(out_types[0].shape))
     _check_broadcast_to(code, len(in_types[0].shape), dims, in_types[0].dtype)
     if not in_types[0].shape:
-        code(f"return np.full({_tup(dims)}, i0[()], dtype={np_dtype(in_types[0].dtype)})")
+        code(f"return np.full({tuple_trailing(dims)}, i0[()], dtype={np_dtype(in_types[0].dtype)})")
     else:
-        code(f"return np.broadcast_to(i0, {_tup(dims)})")
+        code(f"return np.broadcast_to(i0, {tuple_trailing(dims)})")
     return code.text()
 
 
