@@ -12,9 +12,9 @@ from typing import NamedTuple
 import numpy as np
 
 from fusegraph.graph import Apply, NullGrad, Op, as_tensor
+from fusegraph.ops.infix import ATOM, UNARY, operator_text
 from fusegraph.ops.reduction import Reduce, reduce_dtype, reduced_shape
 from fusegraph.ops.scalar import ScalarOp
-from fusegraph.printing import ATOM, UNARY, operator_text
 from fusegraph.types import (
     TensorType,
     as_dtype,

@@ -413,14 +413,3 @@ def check_type(old: Variable, new: Variable, why: str) -> None:
             f"rewrite {why!r} changed {old} from {old.dtype} {fmt_shape(old.type.shape)} to "
             f"{new.dtype} {fmt_shape(new.type.shape)}"
         )
-
-
-def __getattr__(name):
-    # Transitional: README.md's rule example imports ``elemwise`` from here, where it was.
-    # It is op-aware, so it lives in ``rewrites.patterns``; delete this (and its entry in
-    # EXCEPTIONS of tests/test_layers.py) once the README imports it from there.
-    if name == "elemwise":
-        from fusegraph.rewrites.patterns import elemwise
-
-        return elemwise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

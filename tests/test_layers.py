@@ -89,14 +89,6 @@ EXCEPTIONS = {
         "the one documented hook (REVIEW §4.4): x + y on a Variable builds an ops node, so "
         "the IR's operator mixin looks fusegraph.ops up by name when an operator is called"
     ),
-    ("fusegraph.ops.fused", "fusegraph.printing"): (
-        "pending: FusedElemwise's text borrows printing's precedence helpers (ATOM, UNARY, "
-        "operator_text); they belong in ops, shared by both printers (REVIEW quick win)"
-    ),
-    ("fusegraph.rewrites.engine", "fusegraph.rewrites.patterns"): (
-        "pending: the lazy `elemwise` alias kept while README.md's rule example imports it "
-        "from rewrites.engine; delete the alias when the README imports rewrites.patterns"
-    ),
 }
 
 # --------------------------------------------------------------------------- the reader
