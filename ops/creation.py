@@ -12,14 +12,12 @@ from fusegraph.graph import Apply, Op, Variable, as_tensor, constant, static_val
 from fusegraph.ops.elemwise import cast
 from fusegraph.ops.shape_ops import (
     _int_scalar,
-    _int_vector,
-    _target_entries,
     as_shape_vector,
-    broadcast_shape_to,
+    broadcast_node,
     shape,
     shape_i,
 )
-from fusegraph.types import TensorType, as_dtype, check_size, is_float, is_int, upcast
+from fusegraph.types import TensorType, as_dtype, is_float, is_int, upcast
 
 
 @dataclass(frozen=True)
@@ -27,10 +25,7 @@ class Alloc(Op):
     """A new tensor of a given shape filled with ``value`` broadcast to it (``np.full``)."""
 
     def make_node(self, value, shape) -> Apply:
-        value, shape = as_tensor(value), _int_vector(self, shape)
-        out = broadcast_shape_to(self, value.type.shape, _target_entries(self, shape))
-        check_size(self, out, value.dtype)
-        return Apply(self, [value, shape], [TensorType(value.dtype, out)])
+        return broadcast_node(self, value, shape)
 
     def impl(self, value, shape):
         out = np.empty(tuple(int(s) for s in shape), dtype=value.dtype)
@@ -100,13 +95,8 @@ def zeros(shape, dtype="float64"):
 
 
 def ones(shape, dtype="float64"):
-    """A new tensor of ``shape`` filled with ones (``np.ones``).
-
-    Args:
-        shape: an int, a tuple/list of ints and/or 0-d int variables, or an int vector
-            variable of statically known length.
-        dtype: the result's dtype (float64 by default).
-    """
+    """A new tensor of ``shape`` filled with ones (``np.ones``); the arguments are those of
+    ``zeros``."""
     return _full(shape, 1, dtype or "float64", "ones")
 
 
@@ -122,12 +112,7 @@ def zeros_like(x, dtype=None):
 
 
 def ones_like(x, dtype=None):
-    """Ones with the shape of ``x`` and its dtype unless ``dtype`` is given.
-
-    Args:
-        x: the tensor whose (symbolic) shape is used.
-        dtype: the result's dtype (``x.dtype`` by default).
-    """
+    """Ones with the shape of ``x``; the arguments are those of ``zeros_like``."""
     x = as_tensor(x)
     return _full(shape(x), 1, dtype or x.dtype, "ones_like")
 

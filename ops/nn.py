@@ -3,13 +3,13 @@ Theano cross-entropy losses ``binary_crossentropy`` and ``categorical_crossentro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from fusegraph.graph import Apply, Op, as_tensor, as_tensor_args
 from fusegraph.ops import elemwise as ew
-from fusegraph.ops.reduction import axis_field, normalize_axis, sum
+from fusegraph.ops.reduction import axis_field, sum, with_axes
 from fusegraph.ops.scalar import float_dtype
 from fusegraph.types import (
     TensorType,
@@ -34,9 +34,8 @@ class _SoftmaxBase(Op):
 
     def make_node(self, x) -> Apply:
         x = as_tensor(x)
-        axes = normalize_axis(self.axis, x, self)
-        if axes != self.axis:
-            return replace(self, axis=axes).make_node(x)
+        if (op := with_axes(self, x)) is not self:
+            return op.make_node(x)
         return Apply(self, [x], [TensorType(float_dtype(x.dtype), x.type.shape)])
 
     def impl(self, x):

@@ -39,6 +39,13 @@ def normalize_axis(axis, x, op) -> tuple:
     return tuple(sorted(normalize_axes(axis_field(axis), x.ndim, str(op), x.type.shape)))
 
 
+def with_axes(op, x):
+    """``op`` with its ``axis`` field normalised for ``x`` (``normalize_axis``), so that
+    equal reductions are equal ops; ``op`` itself when it already is."""
+    axes = normalize_axis(op.axis, x, op)
+    return op if axes == op.axis else replace(op, axis=axes)
+
+
 def reduced_shape(shape: tuple, axes: tuple, keepdims: bool) -> tuple:
     """``shape`` with ``axes`` removed, or set to 1 when ``keepdims``."""
     if keepdims:
@@ -123,11 +130,10 @@ class Reduce(Op):
 
     def make_node(self, x) -> Apply:
         x = as_tensor(x)
-        axes = normalize_axis(self.axis, x, self)
-        if axes != self.axis:
-            return replace(self, axis=axes).make_node(x)
+        if (op := with_axes(self, x)) is not self:
+            return op.make_node(x)
         dtype = reduce_dtype(self.kind, x.dtype)
-        shape = reduced_shape(x.type.shape, axes, self.keepdims)
+        shape = reduced_shape(x.type.shape, self.axis, self.keepdims)
         return Apply(self, [x], [TensorType(dtype, shape)])
 
     def impl(self, x):
@@ -179,86 +185,66 @@ def _prod_grad(x, axes):
     return ew.where(ew.eq(n_zeros, 0), ew.true_div(rest, nonzero), some)
 
 
+_AXIS_ARGS = """
+
+    Args:
+        x: the input tensor.
+        axis: None (all axes), an int or a tuple of ints; negative counts from the end.
+        keepdims: keep the reduced axes as length-1 dims.
+    """
+
+
+def _reduction(fn):
+    """Give the public reduction ``fn`` the arguments' description they all share."""
+    fn.__doc__ = fn.__doc__.rstrip() + _AXIS_ARGS
+    return fn
+
+
 def _reduce(kind, x, axis, keepdims):
     return Reduce(kind, axis_field(axis), keepdims)(x)
 
 
+@_reduction
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - NumPy's name
-    """Sum of elements over the given axes (bool and small ints accumulate in int64/uint64).
-
-    Args:
-        x: the input tensor.
-        axis: None (all axes), an int or a tuple of ints; negative counts from the end.
-        keepdims: keep the reduced axes as length-1 dims.
-    """
+    """Sum of elements over the given axes (bool and small ints accumulate in int64/uint64)."""
     return _reduce("sum", x, axis, keepdims)
 
 
+@_reduction
 def prod(x, axis=None, keepdims=False):
-    """Product of elements over the given axes (bool and small ints give int64/uint64).
-
-    Args:
-        x: the input tensor.
-        axis: None (all axes), an int or a tuple of ints; negative counts from the end.
-        keepdims: keep the reduced axes as length-1 dims.
-    """
+    """Product of elements over the given axes (bool and small ints give int64/uint64)."""
     return _reduce("prod", x, axis, keepdims)
 
 
+@_reduction
 def mean(x, axis=None, keepdims=False):
-    """Arithmetic mean over the given axes (float64 for int and bool inputs; nan if empty).
-
-    Args:
-        x: the input tensor.
-        axis: None (all axes), an int or a tuple of ints; negative counts from the end.
-        keepdims: keep the reduced axes as length-1 dims.
-    """
+    """Arithmetic mean over the given axes (float64 for int and bool inputs; nan if empty)."""
     return _reduce("mean", x, axis, keepdims)
 
 
+@_reduction
 def max(x, axis=None, keepdims=False):  # noqa: A001 - NumPy's name
     """Largest element over the given axes (NaN propagates; an empty reduction raises
-    ValueError when run).
-
-    Args:
-        x: the input tensor.
-        axis: None (all axes), an int or a tuple of ints; negative counts from the end.
-        keepdims: keep the reduced axes as length-1 dims.
-    """
+    ValueError when run)."""
     return _reduce("max", x, axis, keepdims)
 
 
+@_reduction
 def min(x, axis=None, keepdims=False):  # noqa: A001 - NumPy's name
     """Smallest element over the given axes (NaN propagates; an empty reduction raises
-    ValueError when run).
-
-    Args:
-        x: the input tensor.
-        axis: None (all axes), an int or a tuple of ints; negative counts from the end.
-        keepdims: keep the reduced axes as length-1 dims.
-    """
+    ValueError when run)."""
     return _reduce("min", x, axis, keepdims)
 
 
+@_reduction
 def all(x, axis=None, keepdims=False):  # noqa: A001 - NumPy's name
-    """True where every element over the given axes is nonzero (True if empty).
-
-    Args:
-        x: the input tensor.
-        axis: None (all axes), an int or a tuple of ints; negative counts from the end.
-        keepdims: keep the reduced axes as length-1 dims.
-    """
+    """True where every element over the given axes is nonzero (True if empty)."""
     return _reduce("all", x, axis, keepdims)
 
 
+@_reduction
 def any(x, axis=None, keepdims=False):  # noqa: A001 - NumPy's name
-    """True where some element over the given axes is nonzero (False if empty).
-
-    Args:
-        x: the input tensor.
-        axis: None (all axes), an int or a tuple of ints; negative counts from the end.
-        keepdims: keep the reduced axes as length-1 dims.
-    """
+    """True where some element over the given axes is nonzero (False if empty)."""
     return _reduce("any", x, axis, keepdims)
 
 
@@ -376,14 +362,7 @@ def argmax(x, axis=None, keepdims=False):
 
 
 def argmin(x, axis=None, keepdims=False):
-    """Index of the smallest element along ``axis`` (int64; the first on ties; raises
-    ValueError when run on an empty reduction).
-
-    Args:
-        x: the input tensor.
-        axis: None (index into the flattened input) or an int; negative counts from the end.
-        keepdims: keep the reduced axis (all axes when ``axis`` is None) as length-1 dims.
-    """
+    """Index of the smallest element along ``axis``; otherwise as ``argmax``."""
     return ArgReduce("argmin", axis, keepdims)(x)
 
 
@@ -416,10 +395,9 @@ class LogSumExp(Op):
 
     def make_node(self, x) -> Apply:
         x = as_tensor(x)
-        axes = normalize_axis(self.axis, x, self)
-        if axes != self.axis:
-            return replace(self, axis=axes).make_node(x)
-        shape = reduced_shape(x.type.shape, axes, self.keepdims)
+        if (op := with_axes(self, x)) is not self:
+            return op.make_node(x)
+        shape = reduced_shape(x.type.shape, self.axis, self.keepdims)
         return Apply(self, [x], [TensorType(float_dtype(x.dtype), shape)])
 
     def impl(self, x):

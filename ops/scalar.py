@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -360,8 +359,8 @@ def _add(record: ScalarOpDef) -> None:
 
 def register(record: ScalarOpDef) -> ScalarOpDef:
     """Add a scalar op at run time and publish its constructor as ``fusegraph.<name>``,
-    ``fusegraph.ops.<name>`` and ``fusegraph.ops.elemwise.<name>``. The Numba backend needs
-    a rendering too (``scalar_code.register_rendering``); ``unregister`` undoes both."""
+    ``fusegraph.ops.<name>`` and ``fusegraph.ops.elemwise.<name>`` (``unregister`` undoes
+    it). The Numba backend needs a rendering too (``scalar_code.register_rendering``)."""
     elemwise = importlib.import_module("fusegraph.ops.elemwise")  # the constructors' module
     _add(record)
     try:
@@ -373,14 +372,12 @@ def register(record: ScalarOpDef) -> ScalarOpDef:
 
 
 def unregister(name: str) -> None:
-    """Remove the scalar op ``name`` (one ``register`` added), its public constructor and
-    its Numba rendering."""
+    """Remove the scalar op ``name`` (one ``register`` added) and its public constructor.
+    A backend's rendering of it is the backend's to remove
+    (``scalar_code.unregister_rendering``)."""
     if name not in OPS or any(record.name == name for record in _BUILTIN):
         raise ValueError(f"unregister: {name!r} is not a scalar op registered at run time")
     importlib.import_module("fusegraph.ops.elemwise").unpublish(name)
-    scalar_code = sys.modules.get("fusegraph.backends.numba.scalar_code")
-    if scalar_code is not None:
-        scalar_code.unregister_rendering(name)
     del OPS[name]
     _output_dtype.cache_clear()
 

@@ -479,15 +479,21 @@ def squeeze(x, axis=None):
 # --------------------------------------------------------------------------- broadcast_to
 
 
+def broadcast_node(op, x, shape) -> Apply:
+    """The node of ``op`` (``BroadcastTo``, ``Alloc``) taking ``x`` to the int vector
+    ``shape`` by NumPy's broadcasting rules; its output has ``x``'s dtype."""
+    x, shape = as_tensor(x), _int_vector(op, shape)
+    out = broadcast_shape_to(op, x.type.shape, _target_entries(op, shape))
+    check_size(op, out, x.dtype)
+    return Apply(op, [x, shape], [TensorType(x.dtype, out)])
+
+
 @dataclass(frozen=True)
 class BroadcastTo(Op):
     """``np.broadcast_to(x, shape)``: a read-only broadcast view of ``x``."""
 
     def make_node(self, x, shape) -> Apply:
-        x, shape = as_tensor(x), _int_vector(self, shape)
-        out = broadcast_shape_to(self, x.type.shape, _target_entries(self, shape))
-        check_size(self, out, x.dtype)
-        return Apply(self, [x, shape], [TensorType(x.dtype, out)])
+        return broadcast_node(self, x, shape)
 
     def impl(self, x, shape):
         return np.broadcast_to(x, tuple(int(s) for s in shape))
