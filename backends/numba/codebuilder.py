@@ -89,6 +89,12 @@ class Function(Code):
     def params(self) -> list[str]:
         return list(self.used) if self._params is None else self._params
 
+    def returning(self, value: str, close: int = 0) -> str:
+        """Close ``close`` open blocks, return ``value``, and give the function's text."""
+        self.dedent(close)
+        self(f"return {value}")
+        return self.text()
+
     def call(self) -> str:
         """The expression calling the function with its parameters' names."""
         return f"{self.name}({', '.join(self.params)})"

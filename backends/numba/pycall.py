@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from fusegraph.backends.numba.cache import CACHEABLE
+from fusegraph.backends.numba.codebuilder import Function
 from fusegraph.backends.numba.kernels.base import register_kernel
 from fusegraph.ops.python_op import PythonOp
 
@@ -74,19 +75,13 @@ def render(op, in_types, out_types, name) -> str:
     """The source of the kernel ``name``: one object-mode block running ``op.impl`` (the
     kernel of ``fg.as_op`` ops, and of users' ops that have none registered)."""
     key = key_of(op, out_types)
-    args = ", ".join(f"i{k}" for k in range(len(in_types)))
-    outs = [f"o{k}" for k in range(len(out_types))]
-    types = ", ".join(f"{o}={_type_text(t)!r}" for o, t in zip(outs, out_types))
-    call = f"call_python({key!r}{', ' if args else ''}{args})"
-    targets = ", ".join(outs)
-    return (
-        "from fusegraph.backends.numba.pycall import call_python\n"
-        f"{DECORATOR}\n"
-        f"def {name}({args}):\n"
-        f"    with numba.objmode({types}):\n"
-        f"        {targets} = {call}\n"
-        f"    return {targets}\n"
-    )
+    params = [f"i{k}" for k in range(len(in_types))]
+    outs = ", ".join(f"o{k}" for k in range(len(out_types)))
+    types = ", ".join(f"o{k}={_type_text(t)!r}" for k, t in enumerate(out_types))
+    kernel = Function(name, params, DECORATOR)
+    with kernel.block(f"with numba.objmode({types}):"):
+        kernel(f"{outs} = call_python({', '.join([repr(key), *params])})")
+    return "from fusegraph.backends.numba.pycall import call_python\n" + kernel.returning(outs)
 
 
 def _type_text(tensor_type) -> str:

@@ -156,17 +156,23 @@ _TWO_OVER_PI = 0.6366197723675814
 # float64
 
 
-def _exp_hilo(x):
-    """exp(x) as (y, y_lo): y is the rounded result, y_lo an estimate of exp(x) - y."""
-    # Clamping keeps the exponent arithmetic in range; NaN falls through both selects.
+def _reduce_ln2(x, lowest):
+    """Cody-Waite reduction of ``x`` clamped to [lowest, 710]: ``(k, r, c)`` with
+    x = k ln2 + r + c, ``c`` the rounding error of ``r``. Clamping keeps the exponent
+    arithmetic in range; NaN falls through both selects."""
     xc = select(x > 710.0, 710.0, x)
-    xc = select(xc < -746.0, -746.0, xc)
+    xc = select(xc < lowest, lowest, xc)
     kf = rint(xc * _LOG2E)
     k = bits(kf + _SHIFT) - _SHIFT_BITS
     hi = xc - kf * _LN2_HI
     lo = kf * _LN2_LO
     r = hi - lo
-    c = (hi - r) - lo  # rounding error of r: exp(r + c) ~ exp(r) * (1 + c)
+    return k, r, (hi - r) - lo
+
+
+def _exp_hilo(x):
+    """exp(x) as (y, y_lo): y is the rounded result, y_lo an estimate of exp(x) - y."""
+    k, r, c = _reduce_ln2(x, -746.0)  # exp(r + c) ~ exp(r) * (1 + c)
     h = 1.0 + r
     tail = ((1.0 - h) + r) + ((r * r) * horner(r, _EXP_P) + c)  # Fast2Sum of 1 + r
     p = h + tail
@@ -186,14 +192,7 @@ def exp_f64(x):
 
 def _expm1_hilo(x):
     """exp(x) - 1 as (y, y_lo): y is the rounded result, y_lo an estimate of the rest."""
-    xc = select(x > 710.0, 710.0, x)
-    xc = select(xc < -50.0, -50.0, xc)
-    kf = rint(xc * _LOG2E)
-    k = bits(kf + _SHIFT) - _SHIFT_BITS
-    hi = xc - kf * _LN2_HI
-    lo = kf * _LN2_LO
-    r = hi - lo
-    c = (hi - r) - lo  # rounding error of r: expm1(r + c) ~ expm1(r) + c * exp(r)
+    k, r, c = _reduce_ln2(x, -50.0)  # expm1(r + c) ~ expm1(r) + c * exp(r)
     p = (r * r) * horner(r, _EXPM1_P)  # expm1(r) = r + p
     tail = p + c * (1.0 + (r + p))
     # exp(x) - 1 = 2 * ((s - 1/2) + s * expm1(r)) with s = 2**(k-1). s * r is exact, s - 1/2
@@ -504,22 +503,25 @@ _INVLN10 = 0.43429448190325176
 _LOG10_2 = 0.3010299956639812
 
 
+def _reduce_ln2_32(x, lowest):
+    """``(kf, r)`` with x = kf ln2 + r for ``x`` clamped to [lowest, 90] (beyond float32's
+    range either way; NaN passes): the float32 functions' one-constant reduction."""
+    xc = select(x > 90.0, 90.0, x)
+    xc = select(xc < lowest, lowest, xc)
+    kf = rint(xc * _LOG2E)
+    return kf, xc - kf * _LN2
+
+
 def _exp32(x):
     """exp(x) in float64 to 2**-33 for float32-sized arguments."""
-    xc = select(x > 90.0, 90.0, x)  # beyond float32's range either way; NaN passes
-    xc = select(xc < -110.0, -110.0, xc)
-    kf = rint(xc * _LOG2E)
-    r = xc - kf * _LN2
+    kf, r = _reduce_ln2_32(x, -110.0)
     p = 1.0 + (r + (r * r) * horner(r, _EXP32_P))
     return p * pow2(bits(kf + _SHIFT) - _SHIFT_BITS)
 
 
 def _expm1_32(x):
     """exp(x) - 1 in float64 to 2**-33 relative, for float32-sized arguments."""
-    xc = select(x > 90.0, 90.0, x)
-    xc = select(xc < -20.0, -20.0, xc)  # expm1(-20) rounds to -1 in float32
-    kf = rint(xc * _LOG2E)
-    r = xc - kf * _LN2
+    kf, r = _reduce_ln2_32(x, -20.0)  # expm1(-20) rounds to -1 in float32
     em = r + (r * r) * horner(r, _EXPM1_32_P)
     s = pow2(bits(kf + _SHIFT) - _SHIFT_BITS)
     return select(x == 0.0, x, s * em + (s - 1.0))  # keeps the sign of zero

@@ -250,8 +250,7 @@ def _advanced_subtensor(op, in_types, out_types, name):
     _new(code, "out", dims, out_types[0].dtype)
     code(f"flat = c_view(out, {tuple_trailing(loops)})" if loops != dims else "flat = out")
     body(lambda o, x: code(f"flat[{_at(o)}] = i0[{x}]"))
-    code("return out")
-    return code.text()
+    return code.returning("out")
 
 
 @register_kernel(indexing.IncSubtensor)
@@ -287,5 +286,4 @@ def _inc_subtensor(op, in_types, out_types, name):
 
     if ndy <= nd:
         body(emit)
-    code("return out")
-    return code.text()
+    return code.returning("out")

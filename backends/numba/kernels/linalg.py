@@ -78,8 +78,7 @@ def _dot(op, in_types, out_types, name):
     dims = (["i0.shape[0]"] if nda == 2 else []) + (["i1.shape[1]"] if ndb == 2 else [])
     _new(code, "out", dims, out.dtype)
     _dot2(code, "i0", "i1", ta, tb, out, "out")
-    code("return out")
-    return code.text()
+    return code.returning("out")
 
 
 def _scaled(code, ta, tb, out):
@@ -95,9 +94,7 @@ def _scaled(code, ta, tb, out):
     op = scalar_code.ScalarOp("mul")
     expr = scalar_code.scalar_expr(op, (out.dtype, out.dtype), out.dtype, list(pair))
     code(f"out[{_at(idx)}] = {expr}")
-    code.dedent(nd)
-    code("return out")
-    return code.text()
+    return code.returning("out", nd)
 
 
 @register_kernel(linalg.MatMul)
@@ -127,8 +124,7 @@ def _matmul(op, in_types, out_types, name):
     if nbatch <= 0:
         _new(code, "out", core, out.dtype)
         _dot2(code, "i0", "i1", ta, tb, out, "out")
-        code("return out")
-        return code.text()
+        return code.returning("out")
     _new(code, "out", bdims + core, out.dtype)
     idx = code.loops(bdims, "j")
     for arr, nd, var in (("i0", nda, "a"), ("i1", ndb, "b")):
@@ -141,9 +137,7 @@ def _matmul(op, in_types, out_types, name):
     sub_b = type(tb)(tb.dtype, tb.shape[-2:]) if ndb >= 2 else tb
     code(f"o = out[{', '.join(idx)}]")
     _dot2(code, "a", "b", sub_a, sub_b, type(out)(out.dtype, (None,) * len(core)), "o")
-    code.dedent(nbatch)
-    code("return out")
-    return code.text()
+    return code.returning("out", nbatch)
 
 
 def _tensordot(code, ta, tb, out, axes_a, axes_b, perm_b_free=None):

@@ -69,9 +69,7 @@ def _arg_reduce(op, in_types, out_types, name):
     elif op.keepdims:
         oidx = ["0"] * nd
     code(f"out[{_at(oidx)}] = arg")
-    code.dedent(len(outer))
-    code("return out")
-    return code.text()
+    return code.returning("out", len(outer))
 
 
 def _group_max(code, inner, dt, src, yidx):
@@ -110,9 +108,7 @@ def _logsumexp(op, in_types, out_types, name):
     it = iter(oidx)
     full = ["0" if k in axes else next(it) for k in range(nd) if op.keepdims or k not in axes]
     code(f"out[{_at(full)}] = vecmath.log(total) + shift")
-    code.dedent(len(outer))
-    code("return out")
-    return code.text()
+    return code.returning("out", len(outer))
 
 
 @register_kernel(nn.Softmax, nn.LogSoftmax)
@@ -146,9 +142,7 @@ def _softmax(op, in_types, out_types, name):
         + ("/" if isinstance(op, nn.Softmax) else "-")
         + " total"
     )
-    code.dedent(len(inner) + len(outer))
-    code("return out")
-    return code.text()
+    return code.returning("out", len(inner) + len(outer))
 
 
 @register_kernel(nn.CrossentropyCategorical1Hot)
@@ -168,9 +162,7 @@ def _crossentropy(op, in_types, out_types, name):
     picked = "i0[" + _at([*idx, "c"]) + "]"
     code(f"p = {cast_expr(picked, tc.dtype, dt)}")
     code(f"out[{_at(idx)}] = " + ("-p" if op.log_input else "-vecmath.log(p)"))
-    code.dedent(nd)
-    code("return out")
-    return code.text()
+    return code.returning("out", nd)
 
 
 @register_kernel(nn.CrossentropySoftmax1HotDx)
@@ -197,9 +189,7 @@ def _crossentropy_softmax_dx(op, in_types, out_types, name):
         at = _at([*idx, "r"])
         code(f"p = {cast_expr(f'i1[{at}]', tsm.dtype, dt)}")
         code(f"out[{at}] = g * (p - {np_dtype(dt)}(1) if r == c else p)")
-    code.dedent(nd)
-    code("return out")
-    return code.text()
+    return code.returning("out", nd)
 
 
 @register_kernel(grad_ops.SumTo, may_return_view=True)
@@ -220,6 +210,4 @@ def _sum_to(op, in_types, out_types, name):
         code(f"out[{o}] = out[{o}] or i0[{_at(idx)}]")
     else:
         code(f"out[{o}] += i0[{_at(idx)}]")
-    code.dedent(ndg)
-    code("return out")
-    return code.text()
+    return code.returning("out", ndg)

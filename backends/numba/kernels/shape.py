@@ -30,8 +30,7 @@ def _shape(op, in_types, out_types, name):
     _new(code, "out", [str(nd)], "int64")
     for k in range(nd):
         code(f"out[{k}] = i0.shape[{k}]")
-    code("return out")
-    return code.text()
+    return code.returning("out")
 
 
 @register_kernel(shape_ops.ShapeI)
@@ -48,8 +47,7 @@ def _make_vector(op, in_types, out_types, name):
     _new(code, "out", [str(len(in_types))], op.dtype)
     for k, t in enumerate(in_types):
         code(f"out[{k}] = {cast_expr(f'i{k}[()]', t.dtype, op.dtype)}")
-    code("return out")
-    return code.text()
+    return code.returning("out")
 
 
 def _read_shape_vector(code, arg, n):
@@ -184,8 +182,7 @@ def _join(op, in_types, out_types, name):
         code(f"out[{_at(dst)}] = i{k}[{_at(idx)}]")
         code.dedent(nd)
         code(f"start += i{k}.shape[{ax}]")
-    code("return out")
-    return code.text()
+    return code.returning("out")
 
 
 # ----------------------------------------------------------------------------------------
@@ -206,9 +203,7 @@ def _alloc(op, in_types, out_types, name):
     lead = len(dims) - src_nd
     src = [f"0 if i0.shape[{k}] == 1 else j{lead + k}" for k in range(src_nd)]
     code(f"out[{_at(idx)}] = " + ("v" if src_nd == 0 else f"i0[{_at(src)}]"))
-    code.dedent(len(dims))
-    code("return out")
-    return code.text()
+    return code.returning("out", len(dims))
 
 
 @register_kernel(creation.ARange)
@@ -249,8 +244,7 @@ def _arange(op, in_types, out_types, name):
         code("delta = out[1] - out[0] if n > 1 else out[0]")
         with code.loop("i", "2, n"):
             code(f"out[i] = out[0] + {np_dtype(dt)}(i) * delta")
-    code("return out")
-    return code.text()
+    return code.returning("out")
 
 
 @register_kernel(creation.Eye)
@@ -261,8 +255,7 @@ def _eye(op, in_types, out_types, name):
     code(f"out = np.zeros((n, m), dtype={np_dtype(op.dtype)})")
     with code.loop("i", "max(0, -k), min(n, m - k)"):
         code(f"out[i, i + k] = {np_dtype(op.dtype)}(1)")
-    code("return out")
-    return code.text()
+    return code.returning("out")
 
 
 @register_kernel(checks.CheckParameterValue, may_return_view=True)
