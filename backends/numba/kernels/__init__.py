@@ -21,6 +21,8 @@ One module per op family registers its kernels; ``base`` holds the dispatcher an
 # Integer and bool products have no BLAS: they run explicit loops over any layout (no copies),
 # accumulating in int64/uint64 and wrapping to the output dtype as NumPy's loops do.
 
+# pycall registers the kernel of fg.as_op's PythonOp, the object-mode call.
+from fusegraph.backends.numba import pycall  # noqa: F401
 from fusegraph.backends.numba.kernels import (  # noqa: F401
     blas,
     indexing,
