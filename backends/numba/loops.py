@@ -337,13 +337,15 @@ def _main_mode(nest: LoopNest, code: Code) -> None:
     trig = "vec" if nest.has_trig(outs) else "none"
     if trig == "vec":
         code("slow = False")
-    general = Code()
-    if nest.par and (nest.red is None or 0 not in nest.red.axis):
+    flat = loops_flat.applies(nest)
+    conds = loops_flat.conditions(nest) if flat else []
+    general = Code()  # not needed when the flat path runs without run-time tests
+    if (not flat or conds) and nest.par and (nest.red is None or 0 not in nest.red.axis):
         parallel, serial = loops_parallel.nested_loop, loops_nested.loop
         loops_parallel.switch(nest, general, ["n0 > 1"], parallel, serial, trig)
-    else:
+    elif not flat or conds:
         loops_nested.loop(nest, general, trig)
-    if loops_flat.applies(nest):
+    if flat:
         fast = Code()
         loops_flat.views(nest, fast)
         # (a reduction over all axes has one accumulator: it stays serial)
@@ -356,7 +358,6 @@ def _main_mode(nest: LoopNest, code: Code) -> None:
             loops_parallel.switch(nest, fast, more, parallel, serial, trig)
         else:
             loops_flat.loop(nest, fast, trig)
-        conds = loops_flat.conditions(nest)
         if conds:
             with code.block(f"if {' and '.join(conds)}:"):
                 code.extend(fast)
