@@ -9,6 +9,7 @@ given, is a symbolic function of the inputs and the outputs' gradients, as Thean
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -95,9 +96,28 @@ class PythonOp(Op):
     def __str__(self) -> str:
         return f"as_op({getattr(self.fn, '__module__', '?')}.{_name(self.fn)})"
 
+    def __reduce__(self):
+        # ``@fg.as_op`` puts the op where its function was (``module.name``): the op pickles
+        # by that name, as functions do; anywhere else, by its fields.
+        module, name = getattr(self.fn, "__module__", None), _name(self.fn)
+        if module and _by_name(module, name) is self:
+            return (_by_name, (module, name))
+        return (PythonOp, (self.fn, self.itypes, self.otypes, self.shape_fn, self.grad_fn))
+
 
 def _name(fn) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def _by_name(module: str, qualname: str):
+    """The object ``module.qualname`` (None if there is none)."""
+    try:
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return None
+    return obj
 
 
 def as_op(itypes, otypes, infer_shape=None, grad=None):

@@ -1,6 +1,7 @@
 """Extending fusegraph: the op contract (``fg.Op``'s hooks), ``fg.as_op``, ops without a Numba
 kernel (object-mode calls), and third-party backends (``fusegraph.backends``)."""
 
+import pickle
 import runpy
 import warnings
 from dataclasses import dataclass
@@ -107,6 +108,20 @@ def test_as_op_results_are_checked_and_errors_propagate(mode):
     out = fg.function([x], aliases(x), mode=mode)(a)
     out[0] = 99.0
     assert a[0] == 0.0
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_functions_with_as_op_ops_pickle(protocol):
+    """A decorated function's op pickles by the name the decorator took; an op around a
+    function kept under its own name (``np.negative``), by its fields."""
+    x = fg.vector("x")
+    negate = fg.as_op([VEC], [VEC])(np.negative)
+    f = fg.function([x], [cube(x) + 1, negate(x)])  # the Numba backend: object-mode calls
+    g = pickle.loads(pickle.dumps(f, protocol=protocol))
+    a = np.arange(3.0)
+    np.testing.assert_array_equal(g(a)[0], a**3 + 1)
+    np.testing.assert_array_equal(g(a)[1], -a)
+    assert pickle.loads(pickle.dumps(cube, protocol=protocol)) is cube
 
 
 def test_as_op_rejects_bad_declarations_and_inputs():
