@@ -76,7 +76,7 @@ def debug_runner(fgraph: FunctionGraph, unrewritten: FunctionGraph, label: str):
 
     def compiled_run(*values):
         compiled.compile_for(values)
-        return compiled.call(*values)
+        return compiled.run(*values)
 
     def run(*values):
         want = checked("the interpreter", reference, values)

@@ -30,13 +30,12 @@ class Compiled:
         entry: the Numba dispatcher ``entry(*inputs, *shared_values)`` returning the tuple of
             the graph's outputs, or the output itself with ``single=True``
             (``Function.njit``).
-        call: the same function for ``Function`` calls: it accepts only the argument types
+        run: the same function for ``Function`` calls: it accepts only the argument types
             it was compiled for (C-contiguous arrays of the inputs' dtypes and ndims at
             first), anything else raises ``TypeError`` until :meth:`compile_for` adds that
             signature. With ``release_gil=False`` (``trust_input`` functions) it keeps the
             GIL, which saves the 40-50 ns of releasing it, and compiles for any argument
             types it is given, like a plain ``@njit`` function.
-        run: ``call``, for ``fg.function``.
         module_source: the generated module's text (the entry's).
         linked_sources: the linked kernels' module texts, by module name.
         report: the ``compile_report.Report`` of this compile.
@@ -47,7 +46,7 @@ class Compiled:
 
     def __init__(self, fgraph, parallel=False, single=False, release_gil=True, label="function"):
         start = perf_counter()
-        self._fgraph, self._single, self._label = fgraph, single, label
+        self._fgraph, self._label = fgraph, label
         self._explain = None
         if len(fgraph.toposort()) > LINK_NODES and workers.enabled():
             workers.start()  # it imports while this process renders and loads the modules
@@ -90,14 +89,12 @@ class Compiled:
         if not release_gil:
             options["nogil"] = False
             func = _renamed(func, "entry_holding_gil")
-        self.call = self.run = numba.njit(cache=self._module.__dict__[cache.CACHEABLE], **options)(
-            func
-        )
+        self.run = numba.njit(cache=self._module.__dict__[cache.CACHEABLE], **options)(func)
         self._strict = release_gil
         self._lock = threading.Lock()
         signature = tuple(_array_type(v) for v in fgraph.inputs)
         origin = self._compile(signature)
-        numba_seconds = compile_report.numba_seconds(self.call, signature)
+        numba_seconds = compile_report.numba_seconds(self.run, signature)
         self.report.record("entry", "entry", origin, perf_counter() - start, numba_seconds)
 
     def _link_units(self, units, first=None) -> None:
@@ -142,17 +139,17 @@ class Compiled:
 
     def _compile(self, signature) -> str:
         with self._lock:
-            self.call.disable_compile(False)
+            self.run.disable_compile(False)
             try:
-                return link.compile_for(self.call, signature)
+                return link.compile_for(self.run, signature)
             finally:
-                self.call.disable_compile(self._strict)
+                self.run.disable_compile(self._strict)
 
     def compile_for(self, values) -> bool:
         """Add a specialisation for the types of ``values`` (valid arguments of other
         layouts, or read-only arrays); False if the entry already had one."""
         signature = tuple(numba.typeof(v) for v in values)
-        if signature in self.call.overloads:
+        if signature in self.run.overloads:
             return False
         self._compile(signature)
         return True
@@ -163,12 +160,12 @@ class Compiled:
         message), run the interpreter, which raises the same error with the op, the shapes
         and the user's line."""
         try:
-            return self.call(*values)
+            return self.run(*values)
         except Exception as exc:
             error = exc
         if self.compile_for(values):  # valid arguments of another layout
             try:
-                return self.call(*values)
+                return self.run(*values)
             except Exception as exc:
                 error = exc
         if self._explain is None:

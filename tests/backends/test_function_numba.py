@@ -246,11 +246,11 @@ def test_static_shape_mismatch_is_detected():
 def test_trust_input_calls_the_entry_directly_keeping_the_gil():
     x = fg.vector("x")
     f = fg.function([x], x * 2 + 1, trust_input=True)
-    assert type(f).__dict__["__call__"].__func__ is f._executable.call  # no Python in between
+    assert type(f).__dict__["__call__"].__func__ is f._executable.run  # no Python in between
     np.testing.assert_array_equal(f(np.arange(3.0)), [1.0, 3.0, 5.0])
     np.testing.assert_array_equal(f(np.arange(6.0)[::2]), [1.0, 5.0, 9.0])  # a new layout
     np.testing.assert_array_equal(f.njit(np.arange(3.0)), [1.0, 3.0, 5.0])
-    assert not f._executable.call.targetoptions["nogil"] and f.njit.targetoptions["nogil"]
+    assert not f._executable.run.targetoptions["nogil"] and f.njit.targetoptions["nogil"]
     # Numba's cache index ignores options, so each twin has cache files of its own
     module = sys.modules[f.njit.py_func.__module__]
     pycache = os.path.join(os.path.dirname(module.__file__), "__pycache__")

@@ -267,7 +267,7 @@ def test_glue_raises_when_a_kernel_is_missing_from_the_table():
         before = rtsys.get_allocation_stats()
         for _ in range(3):
             with pytest.raises(RuntimeError, match="kernel of this function is not loaded"):
-                f._executable.call(a, a)
+                f._executable.run(a, a)
         after = rtsys.get_allocation_stats()
         assert after.mi_alloc - before.mi_alloc == after.mi_free - before.mi_free  # no leak
     finally:
@@ -289,7 +289,7 @@ def test_a_failed_kernel_call_in_the_glue_releases_every_value():
     with _no_leaks():
         for _ in range(5):
             with pytest.raises(ValueError, match="could not be broadcast"):
-                f._executable.call(a, v, np.ones(3))
+                f._executable.run(a, v, np.ones(3))
             with pytest.raises(ValueError, match="could not be broadcast"):
                 f(a, v, np.ones(3))
     np.testing.assert_allclose(f(a, v, v)[0], 2 * np.tanh(a @ v), rtol=1e-14)
