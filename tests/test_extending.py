@@ -166,12 +166,16 @@ def test_as_op_infer_shape_gives_the_shape_without_running_the_function():
 # ------------------------------------------------------------------ ops without kernels
 
 
-@dataclass(frozen=True)
-class Twice(fg.Op):
+class _Unary(fg.Op):
+    """The type rule of the test ops below: one input, an output of its type."""
+
     def make_node(self, x):
         x = fg.as_tensor(x)
         return fg.Apply(self, [x], [x.type])
 
+
+@dataclass(frozen=True)
+class Twice(_Unary):
     def impl(self, x):
         return 2 * x
 
@@ -210,12 +214,8 @@ def test_an_op_without_kernel_runs_through_object_mode_until_its_kernel_is_regis
 
 def test_object_mode_keys_tell_equal_looking_ops_apart():
     @dataclass(frozen=True, eq=False)
-    class Scale(fg.Op):
+    class Scale(_Unary):
         factor: float
-
-        def make_node(self, x):
-            x = fg.as_tensor(x)
-            return fg.Apply(self, [x], [x.type])
 
         def impl(self, x):
             return x * self.factor
@@ -234,12 +234,8 @@ def test_object_mode_keys_tell_equal_looking_ops_apart():
 
 
 @dataclass(frozen=True)
-class SquareWithJvp(fg.Op):
+class SquareWithJvp(_Unary):
     """x**2 with a forward rule but no reverse one: Rop must use ``jvp``."""
-
-    def make_node(self, x):
-        x = fg.as_tensor(x)
-        return fg.Apply(self, [x], [x.type])
 
     def impl(self, x):
         return x * x

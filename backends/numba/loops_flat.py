@@ -102,13 +102,7 @@ def loop(nest, code: Code, trig: str) -> None:
         return
 
     # leading axes: the kept row accumulates, one reduced index at a time
-
-    def store(k, v):
-        if k == rk:
-            code(f"g{k}[p] = {loops_reduce.combine(nest, f'g{k}[p]', v)}")
-        else:
-            code(f"g{k}[e] = {v}")
-
+    store = loops_reduce.storer(nest, code, f"g{rk}[p]", "g{k}[e]")
     with code.loop("q", "nred"), code.loop("p", "nkept"):
         code("e = q * nkept + p")
         nest.body(code, outs, load, store, trig)

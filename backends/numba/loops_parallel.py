@@ -144,13 +144,7 @@ def flat_loop(nest, code: Code, trig: str) -> None:
         code(*[f"u{k} = {code.use(f'g{k}')}[b:b + {n}]" for k in outs if k != rk])
 
     if nest.trailing():
-
-        def store(k, v):
-            if k == rk:
-                code(f"acc = {loops_reduce.combine(nest, 'acc', v)}")
-            else:
-                code(f"u{k}[q] = {v}")
-
+        store = loops_reduce.storer(nest, code, "acc", "u{k}[q]")
         with code.block(f"for p in numba.prange({code.use('nkept')}):"):
             code(f"b = p * {code.use('nred')}")
             views("nred")
@@ -164,12 +158,7 @@ def flat_loop(nest, code: Code, trig: str) -> None:
                 code("nslow += sl")
         return
 
-    def store_block(k, v):
-        if k == rk:
-            code(f"h{k}[q] = {loops_reduce.combine(nest, f'h{k}[q]', v)}")
-        else:
-            code(f"u{k}[q] = {v}")
-
+    store_block = loops_reduce.storer(nest, code, f"h{rk}[q]", "u{k}[q]")
     # One block per thread (see BLOCK): the longest runs of consecutive elements per
     # row (64 blocks for 2 threads were up to 2.7x slower).
     nkept = code.use("nkept")

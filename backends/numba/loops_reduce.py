@@ -94,6 +94,19 @@ def combine(nest, acc: str, v: str) -> str:
     return f"{np_dtype(dt)}({acc} {symbol} {c})"
 
 
+def storer(nest, code: Code, acc: str, element: str):
+    """``store(k, v)`` for a loop body with a fused reduction: the reduced output's value is
+    combined into ``acc``, another output ``k`` is stored at ``element.format(k=k)``."""
+
+    def store(k, v):
+        if k == nest.red.output:
+            code(f"{acc} = {combine(nest, acc, v)}")
+        else:
+            code(f"{element.format(k=k)} = {v}")
+
+    return store
+
+
 def alloc(nest, code: Code, k: int) -> None:
     """Allocate the accumulator ``r<k>`` of the reduced output ``k`` (its reduced dims 1,
     ``nred`` their product) and initialise it; max/min raise for an empty reduction."""
